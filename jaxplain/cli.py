@@ -1,0 +1,177 @@
+"""The ``jaxplain`` command line (Typer: typed options, generated help, shell completion)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from jaxplain.errors import JaxplainError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__ and "Explain image classifiers with saliency maps.")
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="teacher name from `jaxplain models`")]
+DataOption = Annotated[str, typer.Option("--data", "-d", help="labelled folder (with labels.tsv) or tfds:NAME[:SPLIT]")]
+TfdsDirOption = Annotated[Optional[Path], typer.Option("--tfds-dir", help="TFDS data dir (default $TFDS_DATA_DIR)")]
+RawDataOption = Annotated[
+    Optional[Path], typer.Option("--raw-data", help="folder with cifar10-jpeg.tar.gz (default $JAXPLAIN_DATA)")
+]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="hyper-parameter METHOD.NAME=VALUE or NAME=VALUE (all methods); repeatable"),
+]
+
+
+def parse_settings(settings: list[str] | None, methods: list[str]) -> dict[str, dict]:
+    """``["rise.num_masks=2000", "batch=4"]`` -> ``{"rise": {"num_masks": 2000}, ...}``."""
+    out: dict[str, dict] = {m: {} for m in methods}
+    for item in settings or []:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: expected NAME=VALUE or METHOD.NAME=VALUE")
+        name, raw = item.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        method, _, field = name.rpartition(".")
+        targets = [method] if method else methods
+        for target in targets:
+            if target not in out:
+                raise UsageError(f"--set {item!r}: method {target!r} is not among --method {','.join(methods)}")
+            out[target][field] = value
+    return out
+
+
+def split_methods(methods: str) -> list[str]:
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise UsageError("--method is empty; give one or more method names separated by commas")
+    return names
+
+
+@app.command()
+def explain(
+    images: Annotated[list[Path], typer.Argument(help="image files (JPEG, PNG or any Pillow format)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
+    model: ModelOption = "efficientnet_lite0",
+    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "gradcam",
+    label: Annotated[Optional[list[int]], typer.Option("--label", help="class to explain (default: predicted)")] = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    settings: SetOption = None,
+):
+    """Explain IMAGES: one overlay per image and method, results.npz/results.json and index.html."""
+    from jaxplain.explain_files import explain_files
+    from jaxplain.zoo import load_model
+
+    methods = split_methods(method)
+    hyperparameters = parse_settings(settings, methods)
+    teacher = load_model(model)
+    records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
+                            hyperparameters=hyperparameters, batch_size=batch_size)
+    for record in records:
+        typer.echo(f"{record['file']}: {record['class_name']} ({record['probability']:.1%})")
+    typer.echo(f"wrote {out / 'index.html'}")
+
+
+@app.command()
+def accuracy(
+    data: DataOption,
+    model: ModelOption = "efficientnet_lite0",
+    limit: Annotated[Optional[int], typer.Option(help="only the first N items")] = None,
+    batch_size: int = 64,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
+):
+    """Top-1 and top-5 accuracy of MODEL on a labelled dataset."""
+    from jaxplain.evaluation.accuracy import accuracy as measure
+    from jaxplain.zoo import load_model
+
+    teacher = load_model(model)
+    result = measure(teacher, data, limit=limit, batch_size=batch_size, data_dir=tfds_dir, raw_data=raw_data)
+    typer.echo(f"{model} on {data}: top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%} ({result['n']} images)")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("demo_out"),
+    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "gradcam",
+    seed: int = 0,
+):
+    """Explain four photos bundled with scikit-image (chelsea, coffee, astronaut, rocket)."""
+    from jaxplain.demo import run_demo
+
+    run_demo(out, split_methods(method), seed=seed)
+    typer.echo(f"wrote {out / 'index.html'}")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets with tensorflow-datasets.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("folder")
+def data_folder(
+    folder: Annotated[Path, typer.Argument(help="folder with images and labels.tsv")],
+    name: Annotated[str, typer.Option(help="config name: read back as tfds:labelled_folder/NAME")],
+    tfds_dir: TfdsDirOption = None,
+):
+    """Prepare a labelled folder as the TFDS dataset labelled_folder/NAME."""
+    from jaxplain.data import build_folder_dataset
+
+    typer.echo(f"prepared {build_folder_dataset(folder, name, tfds_dir)}")
+
+
+@data_app.command("cifar10")
+def data_cifar10(tfds_dir: TfdsDirOption = None, raw_data: RawDataOption = None):
+    """Prepare tfds:cifar10_jpeg from cifar10-jpeg.tar.gz (no network)."""
+    from jaxplain.data import open_source
+
+    for split in ("train", "test"):
+        source, _ = open_source(f"tfds:cifar10_jpeg:{split}", data_dir=tfds_dir, raw_data=raw_data)
+        typer.echo(f"tfds:cifar10_jpeg:{split}: {len(source)} images")
+
+
+@app.command()
+def models():
+    """List the teachers in the model zoo."""
+    from jaxplain.zoo import MODELS
+
+    for name in MODELS:
+        typer.echo(name)
+
+
+@app.command()
+def methods():
+    """List the registered explanation methods."""
+    from jaxplain.explainers import EXPLAINERS
+
+    for name, factory in EXPLAINERS.items():
+        doc = (factory.__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:12s} {doc[0] if doc else ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; user errors print one line on stderr and exit with status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except JaxplainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the underlying click parser
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

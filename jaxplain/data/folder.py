@@ -1,0 +1,59 @@
+"""A labelled image folder: image files plus ``labels.tsv`` with ``file`` and ``class_index`` columns."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from jaxplain.errors import InputFileError, UsageError
+from jaxplain.images import load_image
+
+LABELS_FILE = "labels.tsv"
+
+
+def read_labels(folder: Path) -> list[tuple[str, int]]:
+    """Rows ``(file name, class index)`` of ``folder/labels.tsv``, in file order."""
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        raise InputFileError(
+            f"{folder}: no {LABELS_FILE}; a labelled folder needs a tab-separated {LABELS_FILE} "
+            "with columns 'file' and 'class_index'"
+        )
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"file", "class_index"} - set(reader.fieldnames or ())
+        if missing:
+            raise InputFileError(f"{path}: missing column(s) {sorted(missing)}; expected 'file' and 'class_index'")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append((row["file"], int(row["class_index"])))
+            except (TypeError, ValueError) as e:
+                raise InputFileError(f"{path}:{line}: class_index {row['class_index']!r} is not an integer") from e
+    return rows
+
+
+class FolderSource:
+    """Random-access records ``{"image": uint8[H, W, 3], "label": int, "id": str}`` of a labelled folder."""
+
+    def __init__(self, folder: str | Path, num_classes: int | None = None):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise InputFileError(f"{self.folder}: not a folder; give a folder of images with {LABELS_FILE}")
+        self.rows = read_labels(self.folder)
+        if num_classes is not None:
+            bad = [(f, c) for f, c in self.rows if not 0 <= c < num_classes]
+            if bad:
+                raise UsageError(
+                    f"{self.folder / LABELS_FILE}: class_index {bad[0][1]} of {bad[0][0]} is outside 0..{num_classes - 1} "
+                    f"({len(bad)} rows); the model has {num_classes} classes"
+                )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        file, label = self.rows[index]
+        return {"image": load_image(self.folder / file), "label": np.int64(label), "id": file}

@@ -1,0 +1,86 @@
+"""TensorFlow-datasets builders that run without TensorFlow (array_record files, read with ``data_source``).
+
+* ``cifar10_jpeg``: CIFAR-10 from ``cifar10-jpeg.tar.gz`` (``train/<class>/NNNN.jpg``, ``test/...``),
+  the JPEG bytes stored as they are; labels in alphabetical folder order.
+* ``labelled_folder``: any folder with ``labels.tsv`` (``file``, ``class_index``); one config per
+  folder, named by the user; images are converted to RGB by :func:`jaxplain.images.load_image`.
+
+Without TensorFlow, TFDS cannot encode numpy arrays, so images are handed over as encoded bytes or
+PIL images; the tarball is read with :mod:`tarfile`, not TFDS's download manager.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from jaxplain.data.folder import read_labels
+from jaxplain.images import load_image
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_TARBALL = "cifar10-jpeg.tar.gz"
+FILE_FORMAT = "array_record"
+
+
+class Cifar10Jpeg(tfds.core.GeneratorBasedBuilder):
+    """CIFAR-10 (Krizhevsky, 2009) re-encoded as JPEG files: 50,000 train and 10,000 test images."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Built from cifar10-jpeg.tar.gz."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"Place {CIFAR10_TARBALL} in the manual directory (jaxplain passes it)."
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(32, 32, 3), encoding_format="jpeg"),
+                "label": tfds.features.ClassLabel(names=CIFAR10_CLASSES),
+                "id": tfds.features.Text(),
+            }),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        tarball = Path(dl_manager.manual_dir) / CIFAR10_TARBALL
+        return {split: self._generate_examples(tarball, split) for split in ("train", "test")}
+
+    def _generate_examples(self, tarball: Path, split: str):
+        with tarfile.open(tarball) as archive:
+            for member in archive:
+                parts = Path(member.name).parts
+                parts = parts[parts.index(split):] if split in parts else ()
+                if not member.isfile() or len(parts) != 3 or not parts[2].lower().endswith((".jpg", ".jpeg")):
+                    continue
+                _, label, name = parts
+                if label not in CIFAR10_CLASSES:
+                    raise ValueError(f"{tarball}: unknown class folder {label!r} in {member.name}")
+                key = f"{split}/{label}/{name}"
+                yield key, {"image": archive.extractfile(member).read(), "label": label, "id": key}
+
+
+class LabelledFolder(tfds.core.GeneratorBasedBuilder):
+    """Images of a folder with ``labels.tsv``; one split, ``images``. The folder is the config's description."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Images converted to RGB PNG, labels from labels.tsv."}
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(None, None, 3), encoding_format="png"),
+                "label": tfds.features.Scalar(np.int64),
+                "id": tfds.features.Text(),
+            }),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        folder = Path(self.builder_config.description)
+        return {"images": self._generate_examples(folder)}
+
+    def _generate_examples(self, folder: Path):
+        for file, label in read_labels(folder):
+            yield file, {"image": Image.fromarray(load_image(folder / file)), "label": label, "id": file}

@@ -1,0 +1,1 @@
+"""Evaluation jobs over datasets: teacher accuracy and the explanation-faithfulness harness."""

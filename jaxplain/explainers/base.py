@@ -1,0 +1,102 @@
+"""The explainer contract, optax-style: a factory of hyper-parameters returns a pair of pure functions.
+
+::
+
+    explainer = jaxplain.explainers.get("rise", num_masks=4000)
+    state = explainer.init(key, model, sample_images)        # learned parts (VAE, surrogate) + model handle
+    maps = explainer.explain(state, params, images, labels, key=key)   # f32[B, H, W], higher = more important
+
+``explain`` is pure and jit-able; ``params`` are the teacher's variables, passed explicitly. ``key``
+is one PRNG key for the call (split per example with ``fold_in(key, position)``) or one key per
+example (shape ``[B]``), which lets jobs make each image's randomness depend on its dataset index only,
+so maps do not change with the batch size or device count. Amortized methods add ``update``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+Array = jax.Array
+
+
+@struct.dataclass
+class ModelHandle:
+    """What an explainer needs to know of a teacher besides its params; static under ``jit``."""
+
+    apply_fn: Callable = struct.field(pytree_node=False)
+    zero_pixel: tuple[float, float, float] = struct.field(pytree_node=False)
+    num_classes: int = struct.field(pytree_node=False)
+    input_shape: tuple[int, int, int] = struct.field(pytree_node=False)
+
+    @classmethod
+    def of(cls, model) -> "ModelHandle":
+        return cls(model.apply_fn, tuple(model.normalisation.zero_pixel), model.num_classes, model.input_shape)
+
+    def logits(self, params, images: Array) -> Array:
+        return self.apply_fn(params, images)[0]
+
+    def probabilities(self, params, images: Array) -> Array:
+        return jax.nn.softmax(self.logits(params, images).astype(jnp.float32), axis=-1)
+
+
+@struct.dataclass
+class State:
+    """Explainer state: the model handle plus any learned pytree (``None`` for stateless methods)."""
+
+    model: ModelHandle
+    learned: Any = None
+
+
+class Explainer(NamedTuple):
+    name: str
+    init: Callable[..., State]
+    explain: Callable[..., Array]
+    update: Callable | None = None
+    white_box: bool = False  # needs feature taps or gradients through the teacher
+
+
+def stateless(name: str, explain: Callable, *, white_box: bool = False) -> Explainer:
+    """An explainer with nothing to learn: ``init`` only records the model handle."""
+
+    def init(key, model, sample=None) -> State:
+        del key, sample
+        return State(ModelHandle.of(model))
+
+    return Explainer(name, init, explain, white_box=white_box)
+
+
+def per_example_keys(key: Array, batch: int) -> Array:
+    """One key per example: ``fold_in(key, i)`` for a single key, or the keys themselves if given ``[B]``."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    single = key.ndim == 0 if typed else key.ndim == 1
+    if single:
+        return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(batch))
+    return key
+
+
+def select(logits: Array, labels: Array) -> Array:
+    """``logits[b, labels[b]]`` for a batch."""
+    return jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+
+
+def resize_maps(maps: Array, size: tuple[int, int], method: str = "bilinear") -> Array:
+    """Resizes ``[B, h, w]`` maps to ``[B, *size]`` (half-pixel centres, like OpenCV and PyTorch)."""
+    return jax.image.resize(maps, (maps.shape[0], *size), method=method)
+
+
+def chunked_map(fn: Callable, xs, chunk: int):
+    """``fn`` over the leading axis of ``xs`` in chunks of ``chunk`` rows, so peak memory is set by ``chunk``.
+
+    ``fn`` takes and returns batches; the leading size must be a multiple of ``chunk``.
+    """
+    leaves = jax.tree_util.tree_leaves(xs)
+    n = leaves[0].shape[0]
+    if n % chunk:
+        raise ValueError(f"{n} rows do not split into chunks of {chunk}")
+    reshaped = jax.tree_util.tree_map(lambda a: a.reshape(n // chunk, chunk, *a.shape[1:]), xs)
+    out = jax.lax.map(fn, reshaped)
+    return jax.tree_util.tree_map(lambda a: a.reshape(n, *a.shape[2:]), out)

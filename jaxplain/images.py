@@ -1,0 +1,90 @@
+"""Image files in, model inputs out (Pillow for decoding and resampling).
+
+Conversion rules, applied to every file whatever its format:
+
+* EXIF orientation is applied, so photos appear upright as a viewer shows them.
+* Grayscale (``L``, 16-bit ``I;16``, 32-bit ``I``, float ``F``) is replicated to three channels.
+  16-bit values are scaled by 255/65535; float images are taken to lie in [0, 1] and clipped.
+* Transparency (``RGBA``, ``LA``, palette with transparency) is composited over white, the usual
+  background of cut-out objects, rather than dropped (which would expose arbitrary hidden colours).
+* Every other mode (palette, CMYK, YCbCr, ...) is converted to RGB by Pillow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jaxplain.errors import InputFileError
+from jaxplain.model import Preprocessing
+
+WHITE = (255, 255, 255)
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Converts a decoded Pillow image to uint8 RGB ``[H, W, 3]`` following the module's rules."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 1.0
+        gray = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "F":
+        gray = np.clip(np.round(np.asarray(image, np.float64) * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, WHITE + (255,))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Reads any Pillow-readable file as uint8 RGB ``[H, W, 3]``; unreadable files raise :class:`InputFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such image file; check the path")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            rgb = to_rgb(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputFileError(f"{path}: cannot decode image ({e}); give a complete JPEG, PNG or other image file") from e
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise InputFileError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]} px; give an image of at least 2x2 px")
+    return rgb
+
+
+def resize_and_crop(rgb: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """Resizes the shorter side to ``preprocessing.resize`` (bicubic, antialiased), centre-crops a square.
+
+    Returns uint8 ``[crop, crop, 3]``.
+    """
+    image = Image.fromarray(rgb)
+    width, height = image.size
+    scale = preprocessing.resize / min(width, height)
+    size = (max(preprocessing.crop, round(width * scale)), max(preprocessing.crop, round(height * scale)))
+    if size != image.size:
+        image = image.resize(size, Image.BICUBIC)
+    left = (size[0] - preprocessing.crop) // 2
+    top = (size[1] - preprocessing.crop) // 2
+    image = image.crop((left, top, left + preprocessing.crop, top + preprocessing.crop))
+    return np.asarray(image)
+
+
+def to_unit_float(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB to float32 in [0, 1], the input space of every model in jaxplain."""
+    return rgb.astype(np.float32) / 255.0
+
+
+def load_for_model(path: str | Path, preprocessing: Preprocessing) -> np.ndarray:
+    """Reads one file and returns the model input: float32 ``[crop, crop, 3]`` in [0, 1]."""
+    return to_unit_float(resize_and_crop(load_image(path), preprocessing))
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> None:
+    Image.fromarray(rgb).save(path)

@@ -1,0 +1,1 @@
+"""Teacher networks (Flax modules) and the import of their pretrained weights."""

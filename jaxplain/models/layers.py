@@ -1,0 +1,54 @@
+"""Small building blocks shared by the Flax teachers and explanation networks."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+TAPS = "taps"
+
+
+def tap(module: nn.Module, name: str, x):
+    """Exposes ``x`` as the named feature ``name``.
+
+    The value is recorded in the ``intermediates`` collection (so ``apply`` can return it). If the
+    caller supplies an array under ``taps/name``, it is added to the feature: applied at zero, this
+    lets white-box methods differentiate the output with respect to the feature itself (Grad-CAM,
+    GFI). Unlike ``Module.perturb``, taps may be given for any subset of the features.
+    """
+    if module.has_variable(TAPS, name):
+        x = x + module.get_variable(TAPS, name)
+    module.sow("intermediates", name, x)
+    return x
+
+
+class DepthwiseConv(nn.Module):
+    """Depthwise k x k convolution with TensorFlow "SAME" padding; kernel ``[k, k, 1, C]`` like ``nn.Conv``.
+
+    On the CPU, XLA's grouped convolution is about 20x slower than a sum of k*k shifted, scaled copies
+    of the input, so the CPU path uses the latter; accelerators use the library convolution.
+    """
+
+    kernel_size: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        channels = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.kernel_size, self.kernel_size, 1, channels))
+        kernel = kernel.astype(x.dtype)
+        if jax.default_backend() != "cpu":
+            return lax.conv_general_dilated(
+                x, kernel, (self.stride, self.stride), "SAME",
+                dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
+            )
+        k, s = self.kernel_size, self.stride
+        pads = lax.padtype_to_pads(x.shape[1:3], (k, k), (s, s), "SAME")
+        padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+        out_h, out_w = -(-x.shape[1] // s), -(-x.shape[2] // s)
+        out = jnp.zeros((x.shape[0], out_h, out_w, channels), x.dtype)
+        for i in range(k):
+            for j in range(k):
+                window = padded[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s, :]
+                out = out + window * kernel[i, j, 0]
+        return out

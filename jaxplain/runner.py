@@ -1,0 +1,102 @@
+"""Running models and explainers over many images: batching, device sharding and per-image keys.
+
+Each image's randomness is ``fold_in(key, i)`` with ``i`` its position in the call (or its dataset
+index, when a job passes ``indices``), so a map depends only on the image, the key and the
+hyper-parameters: not on the batch size, the device count or the order of batches.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxplain import explainers as registry
+from jaxplain.errors import UsageError
+from jaxplain.explainers.base import Explainer, State
+from jaxplain.model import Model
+from jaxplain.parallel import data_mesh, run_sharded
+from jaxplain.validation import check_images, check_labels
+
+
+@functools.lru_cache(maxsize=16)
+def _probabilities_fn(apply_fn):
+    def probabilities(params, images):
+        return jax.nn.softmax(apply_fn(params, images)[0].astype(jnp.float32), axis=-1)
+
+    return probabilities
+
+
+@functools.lru_cache(maxsize=64)
+def _explain_fn(explain):
+    def call(state, params, images, labels, keys):
+        return explain(state, params, images, labels, key=keys)
+
+    return call
+
+
+def _batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def predict(model: Model, images, *, params=None, batch_size: int = 64, mesh=None) -> np.ndarray:
+    """Class probabilities ``[N, K]`` for images ``[N, H, W, 3]`` in [0, 1]."""
+    images = check_images(images, model.input_shape)
+    params = model.params if params is None else params
+    mesh = mesh or data_mesh()
+    fn = _probabilities_fn(model.apply_fn)
+    out = [run_sharded(fn, (params,), (images[s],), mesh) for s in _batches(len(images), batch_size)]
+    return np.concatenate([np.asarray(o) for o in out]) if out else np.zeros((0, model.num_classes), np.float32)
+
+
+def make_explainer(method: str | Explainer, model: Model, **hyperparameters) -> Explainer:
+    """Looks ``method`` up in the registry and checks the model can serve it."""
+    explainer = method if isinstance(method, Explainer) else registry.get(method, **hyperparameters)
+    if explainer.white_box and not model.supports_taps:
+        raise UsageError(
+            f"method {explainer.name!r} needs feature gradients, which model {model.name!r} does not expose; "
+            "choose a black-box method (rise, lime, occlusion, relabel, ...)"
+        )
+    return explainer
+
+
+def explain(
+    model: Model,
+    method: str | Explainer,
+    images,
+    labels=None,
+    *,
+    key: jax.Array | int = 0,
+    indices=None,
+    params=None,
+    state: State | None = None,
+    batch_size: int = 16,
+    mesh=None,
+    **hyperparameters,
+) -> np.ndarray:
+    """Saliency maps ``[N, H, W]`` for ``images`` (``[N, H, W, 3]`` in [0, 1]) and class ``labels``.
+
+    ``labels=None`` explains each image's predicted class. ``indices`` (default ``0..N-1``) name the
+    images for their PRNG keys. ``state`` reuses an initialised explainer (e.g. a loaded surrogate).
+    """
+    images = check_images(images, model.input_shape)
+    params = model.params if params is None else params
+    mesh = mesh or data_mesh()
+    if labels is None:
+        labels = predict(model, images, params=params, mesh=mesh).argmax(-1)
+    labels = check_labels(labels, model.num_classes, len(images))
+    explainer = make_explainer(method, model, **hyperparameters)
+    key = jax.random.key(key) if isinstance(key, int) else key
+    if state is None:
+        state = explainer.init(jax.random.fold_in(key, -1 % 2**31), model, images[:1])
+    indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(indices, jnp.uint32))
+    fn = _explain_fn(explainer.explain)
+    maps = []
+    for s in _batches(len(images), batch_size):
+        out = run_sharded(fn, (state, params), (images[s], labels[s], keys[s]), mesh)
+        maps.append(np.asarray(out, np.float32))
+    return np.concatenate(maps) if maps else np.zeros((0, *model.input_shape[:2]), np.float32)

@@ -1,0 +1,70 @@
+"""Pictures of saliency maps (matplotlib): heat-map overlays with a colour bar, and an HTML index page."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def normalise(saliency: np.ndarray) -> np.ndarray:
+    """Min-max normalises one map to [0, 1] (a constant map becomes all zeros)."""
+    saliency = np.asarray(saliency, np.float64)
+    low, high = saliency.min(), saliency.max()
+    return np.zeros_like(saliency) if high <= low else (saliency - low) / (high - low)
+
+
+def atomic_savefig(fig, path: Path, **kwargs) -> None:
+    """Saves a figure via a temporary file, so an interrupted job never leaves a half-written PNG."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
+    os.replace(tmp, path)
+
+
+def save_overlay(path: str | Path, image: np.ndarray, saliency: np.ndarray, title: str, *, alpha: float = 0.5) -> None:
+    """Writes ``image`` ([H, W, 3] in [0, 1]) under its min-max-normalised ``saliency`` with a colour bar."""
+    path = Path(path)
+    fig, (ax_image, ax_overlay) = plt.subplots(1, 2, figsize=(7.6, 3.9), dpi=100, constrained_layout=True)
+    ax_image.imshow(np.clip(image, 0, 1))
+    ax_image.set_title("input", fontsize=10)
+    ax_overlay.imshow(np.clip(image, 0, 1))
+    heat = ax_overlay.imshow(normalise(saliency), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    ax_overlay.set_title(title, fontsize=10)
+    for ax in (ax_image, ax_overlay):
+        ax.set_axis_off()
+    bar = fig.colorbar(heat, ax=ax_overlay, fraction=0.046, pad=0.02)
+    bar.set_label("saliency (min-max normalised)", fontsize=8)
+    atomic_savefig(fig, path)
+    plt.close(fig)
+
+
+def write_index(path: str | Path, title: str, rows: Sequence[dict], columns: Sequence[str], notes: str = "") -> None:
+    """An HTML page with one table row per image: its caption, then one picture per column.
+
+    ``rows`` items are ``{"caption": str, "cells": {column: relative picture path}}``.
+    """
+    path = Path(path)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td><img src="{html.escape(row["cells"][c])}" width="380"></td>' if c in row["cells"] else "<td></td>"
+            for c in columns
+        )
+        body.append(f"<tr><th>{html.escape(row['caption'])}</th>{cells}</tr>")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif} th{text-align:left;vertical-align:top;padding:4px}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(notes)}</p>"
+        f"<table><tr><th>image</th>{head}</tr>{''.join(body)}</table></body></html>"
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(page)
+    os.replace(tmp, path)

