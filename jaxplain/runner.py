@@ -55,10 +55,10 @@ def predict(model: Model, images, *, params=None, batch_size: int = 64, mesh=Non
 def make_explainer(method: str | Explainer, model: Model, **hyperparameters) -> Explainer:
     """Looks ``method`` up in the registry and checks the model can serve it."""
     explainer = method if isinstance(method, Explainer) else registry.get(method, **hyperparameters)
-    if explainer.white_box and not model.supports_taps:
+    if explainer.needs_taps and not model.supports_taps:
         raise UsageError(
             f"method {explainer.name!r} needs feature gradients, which model {model.name!r} does not expose; "
-            "choose a black-box method (rise, lime, occlusion, relabel, ...)"
+            "choose a method that needs no feature taps (rise, lime, integrated_gradients, relabel, ...)"
         )
     return explainer
 

@@ -6,10 +6,27 @@ from typing import Callable
 
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, ModelHandle, State, per_example_keys
+from jaxplain.explainers.extremal import extremal
 from jaxplain.explainers.gradcam import gradcam
+from jaxplain.explainers.gradients import gradient, integrated_gradients, smoothgrad
+from jaxplain.explainers.lime import lime
+from jaxplain.explainers.occlusion import occlusion
+from jaxplain.explainers.reference import centre, random
+from jaxplain.explainers.rise import rise
+from jaxplain.explainers.scorecam import scorecam
 
 EXPLAINERS: dict[str, Callable[..., Explainer]] = {
     "gradcam": gradcam,
+    "scorecam": scorecam,
+    "rise": rise,
+    "lime": lime,
+    "occlusion": occlusion,
+    "extremal": extremal,
+    "gradient": gradient,
+    "integrated_gradients": integrated_gradients,
+    "smoothgrad": smoothgrad,
+    "random": random,
+    "centre": centre,
 }
 
 

@@ -56,17 +56,17 @@ class Explainer(NamedTuple):
     init: Callable[..., State]
     explain: Callable[..., Array]
     update: Callable | None = None
-    white_box: bool = False  # needs feature taps or gradients through the teacher
+    needs_taps: bool = False  # differentiates with respect to a named feature (model taps)
 
 
-def stateless(name: str, explain: Callable, *, white_box: bool = False) -> Explainer:
+def stateless(name: str, explain: Callable, *, needs_taps: bool = False) -> Explainer:
     """An explainer with nothing to learn: ``init`` only records the model handle."""
 
     def init(key, model, sample=None) -> State:
         del key, sample
         return State(ModelHandle.of(model))
 
-    return Explainer(name, init, explain, white_box=white_box)
+    return Explainer(name, init, explain, needs_taps=needs_taps)
 
 
 def per_example_keys(key: Array, batch: int) -> Array:

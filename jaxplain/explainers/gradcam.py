@@ -37,4 +37,4 @@ def gradcam(layer: str = "head") -> Explainer:
         cam = jax.nn.relu(jnp.einsum("bhwc,bc->bhw", activations, weights))
         return resize_maps(cam, images.shape[1:3])
 
-    return stateless("gradcam", explain, white_box=True)
+    return stateless("gradcam", explain, needs_taps=True)

@@ -1,0 +1,54 @@
+"""Pure JAX image operations shared by explainers and metrics (single images ``[H, W, C]`` or batches)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def gaussian_kernel(size: int, sigma: float) -> jax.Array:
+    """Normalised 1-D Gaussian of odd length ``size``."""
+    x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
+    kernel = jnp.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def gaussian_blur(images: jax.Array, size: int, sigma: float, fill=None) -> jax.Array:
+    """Separable Gaussian blur of ``[..., H, W, C]`` images.
+
+    Borders are padded with ``fill`` (a colour ``[C]``; default zeros). Padding with the colour that
+    the model normalises to zero reproduces the RISE reference, which blurs normalised tensors with
+    zero padding.
+    """
+    kernel = gaussian_kernel(size, sigma)
+    pad = size // 2
+    squeeze = images.ndim == 3
+    x = images[None] if squeeze else images
+    channels = x.shape[-1]
+    fill = jnp.zeros((channels,), x.dtype) if fill is None else jnp.asarray(fill, x.dtype)
+    x = x - fill
+    dims = ("NHWC", "HWIO", "NHWC")
+    rows = jnp.tile(kernel.reshape(size, 1, 1, 1), (1, 1, 1, channels)).astype(x.dtype)
+    cols = jnp.tile(kernel.reshape(1, size, 1, 1), (1, 1, 1, channels)).astype(x.dtype)
+    x = jax.lax.conv_general_dilated(x, rows, (1, 1), ((pad, pad), (0, 0)), dimension_numbers=dims, feature_group_count=channels)
+    x = jax.lax.conv_general_dilated(x, cols, (1, 1), ((0, 0), (pad, pad)), dimension_numbers=dims, feature_group_count=channels)
+    x = x + fill
+    return x[0] if squeeze else x
+
+
+def blend(image: jax.Array, substrate: jax.Array, mask: jax.Array) -> jax.Array:
+    """``image * mask + substrate * (1 - mask)`` with a ``[..., H, W]`` mask broadcast over channels."""
+    mask = mask[..., None]
+    return image * mask + substrate * (1.0 - mask)
+
+
+def fill_like(image: jax.Array, colour) -> jax.Array:
+    """An image of the same shape filled with one colour ``[C]``."""
+    return jnp.broadcast_to(jnp.asarray(colour, image.dtype), image.shape)
+
+
+def minmax(maps: jax.Array, axes=(-2, -1)) -> jax.Array:
+    """Min-max normalises maps over ``axes`` to [0, 1]; constant maps become zeros."""
+    low = maps.min(axis=axes, keepdims=True)
+    high = maps.max(axis=axes, keepdims=True)
+    return jnp.where(high > low, (maps - low) / jnp.where(high > low, high - low, 1.0), 0.0)
