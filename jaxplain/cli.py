@@ -96,6 +96,32 @@ def accuracy(
 
 
 @app.command()
+def evaluate(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (rerun with the same one to resume)")],
+    model: ModelOption = "efficientnet_lite0",
+    methods: Annotated[str, typer.Option("--methods", help="method names, comma-separated")] = "gradcam,random",
+    limit: Annotated[Optional[int], typer.Option(help="only the first N items")] = None,
+    protocol: Annotated[str, typer.Option(help="deletion/insertion steps: fast (1792 px) or exact (224 px)")] = "fast",
+    seed: int = 0,
+    batch_size: int = 16,
+    examples: Annotated[int, typer.Option(help="images shown in index.html")] = 8,
+    settings: SetOption = None,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
+):
+    """Deletion/insertion AUC, intensity and speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
+    from jaxplain.evaluation.harness import EvaluationConfig, evaluate as run, markdown_table
+    from jaxplain.zoo import load_model
+
+    names = split_methods(methods)
+    config = EvaluationConfig(parse_settings(settings, names), data, limit, protocol, seed, batch_size, examples)
+    rows = run(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
+    typer.echo(markdown_table(rows))
+    typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("demo_out"),
     method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "gradcam",

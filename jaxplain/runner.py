@@ -17,7 +17,7 @@ from jaxplain import explainers as registry
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, State
 from jaxplain.model import Model
-from jaxplain.parallel import data_mesh, run_sharded
+from jaxplain.parallel import data_mesh, pad_rows, run_sharded
 from jaxplain.validation import check_images, check_labels
 
 
@@ -74,6 +74,7 @@ def explain(
     params=None,
     state: State | None = None,
     batch_size: int = 16,
+    fixed_shape: bool = False,
     mesh=None,
     **hyperparameters,
 ) -> np.ndarray:
@@ -81,6 +82,8 @@ def explain(
 
     ``labels=None`` explains each image's predicted class. ``indices`` (default ``0..N-1``) name the
     images for their PRNG keys. ``state`` reuses an initialised explainer (e.g. a loaded surrogate).
+    ``fixed_shape`` pads every chunk to ``batch_size`` rows, so a job whose last batch is short does
+    not compile a second program.
     """
     images = check_images(images, model.input_shape)
     params = model.params if params is None else params
@@ -97,6 +100,10 @@ def explain(
     fn = _explain_fn(explainer.explain)
     maps = []
     for s in _batches(len(images), batch_size):
-        out = run_sharded(fn, (state, params), (images[s], labels[s], keys[s]), mesh)
-        maps.append(np.asarray(out, np.float32))
+        batch = (images[s], labels[s], keys[s])
+        rows = s.stop - s.start
+        if fixed_shape and rows < batch_size:
+            batch = pad_rows(batch, batch_size)
+        out = run_sharded(fn, (state, params), batch, mesh)
+        maps.append(np.asarray(out[:rows], np.float32))
     return np.concatenate(maps) if maps else np.zeros((0, *model.input_shape[:2]), np.float32)

@@ -45,10 +45,23 @@ def save_overlay(path: str | Path, image: np.ndarray, saliency: np.ndarray, titl
     plt.close(fig)
 
 
-def write_index(path: str | Path, title: str, rows: Sequence[dict], columns: Sequence[str], notes: str = "") -> None:
+def html_table(rows: Sequence[dict], columns: Sequence[str], formats: dict[str, str] | None = None) -> str:
+    """A plain HTML table of ``rows`` (dicts) with the given columns and optional format specs."""
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format(r[c], formats.get(c, '')))}</td>" for c in columns) + "</tr>"
+        for r in rows
+    )
+    return f"<table border='1' cellspacing='0' cellpadding='3'><tr>{head}</tr>{body}</table>"
+
+
+def write_index(path: str | Path, title: str, rows: Sequence[dict], columns: Sequence[str], notes: str = "",
+                extra_html: str = "") -> None:
     """An HTML page with one table row per image: its caption, then one picture per column.
 
-    ``rows`` items are ``{"caption": str, "cells": {column: relative picture path}}``.
+    ``rows`` items are ``{"caption": str, "cells": {column: relative picture path}}``; ``extra_html``
+    (trusted, already escaped) goes between the notes and the pictures.
     """
     path = Path(path)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
@@ -62,7 +75,7 @@ def write_index(path: str | Path, title: str, rows: Sequence[dict], columns: Seq
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif} th{text-align:left;vertical-align:top;padding:4px}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(notes)}</p>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(notes)}</p>{extra_html}"
         f"<table><tr><th>image</th>{head}</tr>{''.join(body)}</table></body></html>"
     )
     tmp = path.with_name(f".{path.name}.tmp")
