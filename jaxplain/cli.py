@@ -160,6 +160,55 @@ def data_cifar10(tfds_dir: TfdsDirOption = None, raw_data: RawDataOption = None)
         typer.echo(f"tfds:cifar10_jpeg:{split}: {len(source)} images")
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Train teachers and explanation networks (resumable).")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("cifar10-teacher")
+def train_cifar10_teacher(
+    out: Annotated[Path, typer.Option(help="artefact folder")] = Path("checkpoints/cifar10_resnet"),
+    workdir: Annotated[Path, typer.Option(help="run folder: checkpoints and metrics.jsonl; rerun to resume")] = Path("runs/cifar10_resnet"),
+    epochs: int = 40,
+    batch_size: int = 512,
+    widths: Annotated[str, typer.Option(help="channels of the four stages")] = "32,64,128,256",
+    seed: int = 0,
+    limit: Annotated[Optional[int], typer.Option(help="train on the first N images (smoke test)")] = None,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
+):
+    """Train the CIFAR-10 ResNet teacher (tfds:cifar10_jpeg) and save it as an orbax artefact."""
+    from jaxplain.train.cifar_teacher import CifarRecipe, train
+
+    recipe = CifarRecipe(widths=tuple(int(w) for w in widths.split(",")), epochs=epochs, batch_size=batch_size,
+                         seed=seed, limit=limit)
+    config = train(recipe, out, workdir, data_dir=tfds_dir, raw_data=raw_data, command=" ".join(sys.argv))
+    typer.echo(f"test accuracy {config['test_accuracy']:.2%}; wrote {out}")
+
+
+@train_app.command("vae")
+def train_vae(
+    preset: Annotated[str, typer.Argument(help="cifar10 (32 px, for cifar10_resnet) or imagenet64 (for efficientnet_lite0)")],
+    out: Annotated[Optional[Path], typer.Option(help="artefact folder (default checkpoints/vae_PRESET)")] = None,
+    workdir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/vae_PRESET); rerun to resume")] = None,
+    epochs: Optional[int] = None,
+    limit: Annotated[Optional[int], typer.Option(help="images per source (smoke test)")] = None,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
+):
+    """Train a VAE for re-label distillation and report its reconstructions."""
+    from jaxplain.train import vae_trainer
+
+    if preset not in vae_trainer.PRESETS:
+        raise UsageError(f"unknown VAE preset {preset!r}; choose one of: {', '.join(vae_trainer.PRESETS)}")
+    changes = {k: v for k, v in {"epochs": epochs, "limit": limit}.items() if v is not None}
+    recipe = vae_trainer.preset(preset, raw_data, **changes)
+    out = out or Path(f"checkpoints/vae_{preset}")
+    config = vae_trainer.train(recipe, out, workdir or Path(f"runs/vae_{preset}"), data_dir=tfds_dir,
+                               raw_data=raw_data, command=" ".join(sys.argv))
+    typer.echo(f"reconstruction MSE {config['reconstruction_mse']:.4f}, teacher keeps its prediction on "
+               f"{config['teacher_keeps_prediction']:.1%} of held-out reconstructions; wrote {out}")
+
+
 @app.command()
 def models():
     """List the teachers in the model zoo."""

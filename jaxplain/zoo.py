@@ -81,8 +81,26 @@ def load_efficientnet_lite0() -> Model:
     )
 
 
+def load_cifar10_resnet(directory: str | Path | None = None) -> Model:
+    """The CIFAR-10 teacher trained by ``jaxplain train cifar10-teacher`` (shipped in ``checkpoints/``)."""
+    from jaxplain.model import Normalisation
+    from jaxplain.models.resnet_cifar import ResNet9
+    from jaxplain.train.checkpoints import load_artefact, project_checkpoints
+
+    variables, config = load_artefact(directory or project_checkpoints() / "cifar10_resnet")
+    return from_linen(
+        "cifar10_resnet",
+        ResNet9(num_classes=config["num_classes"], widths=tuple(config["widths"])),
+        variables,
+        class_names=config["class_names"],
+        preprocessing=Preprocessing(resize=32, crop=32),
+        normalisation=Normalisation(tuple(config["normalisation"]["mean"]), tuple(config["normalisation"]["std"])),
+    )
+
+
 MODELS: dict[str, Callable[[], Model]] = {
     "efficientnet_lite0": load_efficientnet_lite0,
+    "cifar10_resnet": load_cifar10_resnet,
 }
 
 

@@ -100,3 +100,15 @@ def iterate_batches(
             following = submit(chunks[n + 1]) if n + 1 < len(chunks) else None
             yield collate([f.result() for f in pending], chunk)
             pending = following
+
+
+def load_arrays(source: DataSource, indices=None, preprocessing: Preprocessing | None = None,
+                *, batch_size: int = 1024, num_threads: int = 16, description: str = "loading") -> Batch:
+    """Reads a whole (small) dataset into memory as one :class:`Batch`, with a progress bar."""
+    from tqdm import tqdm
+
+    indices = np.arange(len(source)) if indices is None else np.asarray(indices)
+    parts = list(tqdm(iterate_batches(source, batch_size, preprocessing, indices=indices, num_threads=num_threads),
+                      total=-(-len(indices) // batch_size), desc=description, unit="batch", leave=False))
+    return Batch(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
+                 np.concatenate([p.indices for p in parts]), tuple(i for p in parts for i in p.ids))

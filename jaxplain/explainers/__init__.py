@@ -12,10 +12,12 @@ from jaxplain.explainers.gradients import gradient, integrated_gradients, smooth
 from jaxplain.explainers.lime import lime
 from jaxplain.explainers.occlusion import occlusion
 from jaxplain.explainers.reference import centre, random
+from jaxplain.explainers.relabel import relabel
 from jaxplain.explainers.rise import rise
 from jaxplain.explainers.scorecam import scorecam
 
 EXPLAINERS: dict[str, Callable[..., Explainer]] = {
+    "relabel": relabel,
     "gradcam": gradcam,
     "scorecam": scorecam,
     "rise": rise,

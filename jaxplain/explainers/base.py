@@ -9,7 +9,9 @@
 ``explain`` is pure and jit-able; ``params`` are the teacher's variables, passed explicitly. ``key``
 is one PRNG key for the call (split per example with ``fold_in(key, position)``) or one key per
 example (shape ``[B]``), which lets jobs make each image's randomness depend on its dataset index only,
-so maps do not change with the batch size or device count. Amortized methods add ``update``.
+so maps do not change with the batch size or device count. Amortized methods add ``update``;
+methods with diagnostics (e.g. re-label distillation's class balance and student fidelity) add
+``details``, which returns ``(maps, {name: [B] array})``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Explainer(NamedTuple):
     explain: Callable[..., Array]
     update: Callable | None = None
     needs_taps: bool = False  # differentiates with respect to a named feature (model taps)
+    details: Callable | None = None  # like explain, but returns (maps, {diagnostic: [B]})
 
 
 def stateless(name: str, explain: Callable, *, needs_taps: bool = False) -> Explainer:

@@ -1,0 +1,126 @@
+"""The training toolkit shared by every trainable network (teachers, VAEs, students, surrogates).
+
+* :class:`TrainState` is one pytree: step, params, mutable model state (e.g. batch statistics) and
+  optimiser state.
+* :func:`make_train_step` turns a loss into a jitted, data-parallel step: the batch is sharded over the
+  ``("data",)`` mesh, the state replicated; XLA inserts the gradient all-reduce.
+* :func:`fit` runs epochs with a progress bar, logs metrics to ``metrics.jsonl``, saves orbax
+  checkpoints and resumes from the newest one, skipping the batches of the current epoch that were
+  already done (the epoch order is a pure function of ``(seed, epoch)``), with one PRNG key per step
+  (``fold_in(key, step)``), so a resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
+
+from jaxplain.parallel import DATA_AXIS, data_mesh
+from jaxplain.train.checkpoints import restore_latest, run_manager, save_state
+
+
+@struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    model_state: Any  # non-trainable collections (batch_stats), {} if none
+    opt_state: Any
+
+
+def create_state(params, model_state, optimizer: optax.GradientTransformation) -> TrainState:
+    return TrainState(jnp.asarray(0, jnp.int32), params, model_state, optimizer.init(params))
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, mesh=None):
+    """``step(state, batch, key) -> (state, metrics)`` for ``loss_fn(params, model_state, batch, key)``.
+
+    ``loss_fn`` returns ``(loss, (new_model_state, metrics))``; metrics are scalars averaged over the
+    batch. Batch leaves are sharded along their leading axis over ``mesh``.
+    """
+    mesh = mesh or data_mesh()
+    replicated = NamedSharding(mesh, P())
+    sharded = NamedSharding(mesh, P(DATA_AXIS))
+
+    def step(state: TrainState, batch, key):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, **metrics, "grad_norm": optax.global_norm(grads)}
+        return TrainState(state.step + 1, params, model_state, opt_state), metrics
+
+    return jax.jit(step, in_shardings=(replicated, sharded, replicated), out_shardings=(replicated, replicated),
+                   donate_argnums=0)
+
+
+class MetricsLog:
+    """Appends one JSON line per logged step to ``metrics.jsonl`` (flushed immediately)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **values) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({k: float(v) if hasattr(v, "__float__") else v for k, v in values.items()}) + "\n")
+
+
+def fit(
+    state: TrainState,
+    train_step,
+    batches: Callable[[int, int], Iterator],
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    workdir: str | Path,
+    key: jax.Array,
+    evaluate: Callable[[TrainState], dict] | None = None,
+    log_every: int = 50,
+    checkpoint_every: int = 500,
+    description: str = "train",
+) -> TrainState:
+    """Trains for ``epochs``; ``batches(epoch, skip)`` yields the epoch's batches after the first ``skip``.
+
+    Resumes from the newest checkpoint in ``workdir/checkpoints`` if there is one.
+    """
+    workdir = Path(workdir)
+    manager = run_manager(workdir / "checkpoints")
+    log = MetricsLog(workdir / "metrics.jsonl")
+    restored, meta = restore_latest(manager, state)
+    if restored is not None:
+        state = restored
+        tqdm.write(f"resuming {description} from step {int(state.step)} ({workdir / 'checkpoints'})")
+    start = int(state.step)
+    total = epochs * steps_per_epoch
+    progress = tqdm(total=total, initial=start, desc=description, unit="step")
+    started = time.perf_counter()
+    for epoch in range(start // steps_per_epoch, epochs):
+        skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
+        for batch in batches(epoch, skip):
+            step = int(state.step)
+            state, metrics = train_step(state, batch, jax.random.fold_in(key, step))
+            progress.update(1)
+            if (step + 1) % log_every == 0:
+                values = jax.device_get(metrics)
+                progress.set_postfix(loss=f"{values['loss']:.4f}")
+                log.write(step=step + 1, epoch=epoch, seconds=time.perf_counter() - started, **values)
+            if (step + 1) % checkpoint_every == 0:
+                save_state(manager, step + 1, state, {"epoch": epoch})
+        if evaluate is not None:
+            results = evaluate(state)
+            log.write(step=int(state.step), epoch=epoch, seconds=time.perf_counter() - started, **results)
+            tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    if manager.latest_step() != int(state.step):
+        save_state(manager, int(state.step), state, {"epoch": epochs})
+    manager.wait_until_finished()
+    progress.close()
+    return state

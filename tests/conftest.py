@@ -1,0 +1,71 @@
+"""Shared fixtures: a tiny Flax classifier (fast on a 2-core CPU), real photos, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxplain.model import UNIT_RANGE, Preprocessing, from_linen
+from jaxplain.models.layers import tap
+
+SHARED_DATA = Path(os.environ.get("JAXPLAIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+class TinyNet(nn.Module):
+    """Two convolutions and a linear head; exposes ``conv1`` and ``head`` features."""
+
+    num_classes: int = 5
+
+    @nn.compact
+    def __call__(self, x):
+        h = tap(self, "conv1", nn.relu(nn.Conv(8, (3, 3), strides=2)(x)))
+        h = tap(self, "head", nn.relu(nn.Conv(16, (3, 3), strides=2)(h)))
+        return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))
+
+
+def make_tiny_model(size: int = 16, num_classes: int = 5, seed: int = 0):
+    module = TinyNet(num_classes)
+    variables = module.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))
+    return from_linen("tiny", module, variables, class_names=[f"class{i}" for i in range(num_classes)],
+                      preprocessing=Preprocessing(size, size), normalisation=UNIT_RANGE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return make_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    return np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "imagenet-dev" / "labels.tsv").is_file():
+        pytest.skip(f"shared data not found at {SHARED_DATA}; set JAXPLAIN_DATA to the folder with imagenet-dev/")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def teacher():
+    from jaxplain.zoo import load_model
+
+    return load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def photos(teacher):
+    """Two real photos from scikit-image at the teacher's input size, float [0, 1]."""
+    import skimage.data
+
+    from jaxplain.images import resize_and_crop, to_unit_float
+
+    return np.stack([to_unit_float(resize_and_crop(getattr(skimage.data, n)(), teacher.preprocessing))
+                     for n in ("chelsea", "coffee")])

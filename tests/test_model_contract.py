@@ -1,0 +1,85 @@
+"""The model contract: adapters agree with each other, features are exposed, taps give feature gradients."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxplain.errors import UsageError
+from jaxplain.model import UNIT_RANGE, Preprocessing, feature_names, from_callable, from_nnx
+from tests.conftest import make_tiny_model
+
+SIZE = 16
+KW = dict(class_names=["a", "b", "c"], preprocessing=Preprocessing(SIZE, SIZE), normalisation=UNIT_RANGE)
+
+
+def test_linen_adapter_returns_logits_and_named_features(tiny_model, tiny_images):
+    logits, features = tiny_model.apply_fn(tiny_model.params, jnp.asarray(tiny_images))
+    assert logits.shape == (3, 5)
+    assert features["conv1"].shape == (3, 8, 8, 8) and features["head"].shape == (3, 4, 4, 16)
+    assert feature_names(tiny_model) == ["conv1", "head"]
+
+
+def test_tap_gradient_matches_finite_difference(tiny_model, tiny_images):
+    images = jnp.asarray(tiny_images)
+    _, features = tiny_model.apply_fn(tiny_model.params, images)
+    zero = jnp.zeros_like(features["head"])
+    score = lambda tap: tiny_model.apply_fn(tiny_model.params, images, {"head": tap})[0][:, 2].sum()
+    grad = jax.grad(score)(zero)
+    direction = jax.random.normal(jax.random.key(1), zero.shape)
+    eps = 1e-3
+    numeric = (score(eps * direction) - score(-eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(float(jnp.vdot(grad, direction)), float(numeric), rtol=2e-3)
+
+
+def test_zero_tap_leaves_the_output_unchanged(tiny_model, tiny_images):
+    images = jnp.asarray(tiny_images)
+    plain, features = tiny_model.apply_fn(tiny_model.params, images)
+    tapped, _ = tiny_model.apply_fn(tiny_model.params, images, {"conv1": jnp.zeros_like(features["conv1"])})
+    np.testing.assert_array_equal(plain, tapped)
+
+
+class DenseLinen(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+
+class DenseNnx(nnx.Module):
+    def __init__(self, rngs):
+        self.dense = nnx.Linear(SIZE * SIZE * 3, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dense(x.reshape(x.shape[0], -1))
+
+
+def test_nnx_and_callable_adapters_agree_with_the_same_weights(tiny_images):
+    nnx_module = DenseNnx(nnx.Rngs(0))
+    model_nnx = from_nnx("nnx", nnx_module, **KW)
+    kernel, bias = nnx_module.dense.kernel[...], nnx_module.dense.bias[...]
+    model_fn = from_callable("fn", lambda p, x: x.reshape(x.shape[0], -1) @ p["k"] + p["b"], {"k": kernel, "b": bias}, **KW)
+    x = jnp.asarray(tiny_images)
+    a, _ = jax.jit(model_nnx.apply_fn)(model_nnx.params, x)
+    b, _ = jax.jit(model_fn.apply_fn)(model_fn.params, x)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert not model_nnx.supports_taps and not model_fn.supports_taps
+    with pytest.raises(UsageError, match="taps"):
+        model_fn.apply_fn(model_fn.params, x, {"head": 0})
+
+
+def test_params_are_arguments_not_constants(tiny_images):
+    """One compiled function serves any weights: changing params changes the output without retracing."""
+    model = make_tiny_model()
+    other = make_tiny_model(seed=1)
+    traces = []
+
+    def logits(params, x):
+        traces.append(1)
+        return model.apply_fn(params, x)[0]
+
+    fn = jax.jit(logits)
+    a = fn(model.params, jnp.asarray(tiny_images))
+    b = fn(other.params, jnp.asarray(tiny_images))
+    assert len(traces) == 1 and not np.allclose(a, b)
