@@ -1,4 +1,9 @@
-"""A labelled image folder: image files plus ``labels.tsv`` with ``file`` and ``class_index`` columns."""
+"""A labelled image folder: image files plus ``labels.tsv`` with ``file`` and ``class_index`` columns.
+
+A ``.tsv`` file may be given instead of a folder: its ``file`` entries are then resolved relative to
+the file's own folder (or used as they are when absolute), which selects a subset of a dataset
+without copying it.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ LABELS_FILE = "labels.tsv"
 
 
 def read_labels(folder: Path) -> list[tuple[str, int]]:
-    """Rows ``(file name, class index)`` of ``folder/labels.tsv``, in file order."""
-    path = folder / LABELS_FILE
+    """Rows ``(file name, class index)`` of ``folder/labels.tsv`` (or of ``folder`` if it is a .tsv), in file order."""
+    path = folder if folder.suffix == ".tsv" else folder / LABELS_FILE
     if not path.is_file():
         raise InputFileError(
             f"{folder}: no {LABELS_FILE}; a labelled folder needs a tab-separated {LABELS_FILE} "
@@ -39,15 +44,16 @@ class FolderSource:
     """Random-access records ``{"image": uint8[H, W, 3], "label": int, "id": str}`` of a labelled folder."""
 
     def __init__(self, folder: str | Path, num_classes: int | None = None):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise InputFileError(f"{self.folder}: not a folder; give a folder of images with {LABELS_FILE}")
-        self.rows = read_labels(self.folder)
+        path = Path(folder)
+        if not path.is_dir() and not (path.suffix == ".tsv" and path.is_file()):
+            raise InputFileError(f"{path}: not a folder; give a folder of images with {LABELS_FILE} (or a .tsv file)")
+        self.rows = read_labels(path)
+        self.folder = path.parent if path.suffix == ".tsv" else path
         if num_classes is not None:
             bad = [(f, c) for f, c in self.rows if not 0 <= c < num_classes]
             if bad:
                 raise UsageError(
-                    f"{self.folder / LABELS_FILE}: class_index {bad[0][1]} of {bad[0][0]} is outside 0..{num_classes - 1} "
+                    f"{path}: class_index {bad[0][1]} of {bad[0][0]} is outside 0..{num_classes - 1} "
                     f"({len(bad)} rows); the model has {num_classes} classes"
                 )
 

@@ -31,18 +31,25 @@ def area_reference(pixels: int, area: float) -> jax.Array:
 
 
 def extremal(areas: tuple[float, ...] = (0.05, 0.1, 0.2), iterations: int = 300, learning_rate: float = 0.05,
-             stride: int = 14, smoothing: float = 8.0, blur_sigma: float = 10.0, area_weight: float = 300.0) -> Explainer:
-    """Extremal perturbation ("preserve" variant) for the given ``areas``; ``stride`` sets the mask resolution."""
+             stride: int | None = None, smoothing: float | None = None, blur_sigma: float | None = None,
+             area_weight: float = 300.0) -> Explainer:
+    """Extremal perturbation ("preserve" variant) for the given ``areas``.
+
+    ``stride`` (mask cell size), ``smoothing`` and ``blur_sigma`` default to fractions of the image
+    side: 14, 8 and 10 px at 224 px.
+    """
     areas = tuple(float(a) for a in areas)
 
     def explain_area(state, params, image, blurred, label, area):
         height, width = image.shape[:2]
+        cell = stride or max(1, height // 16)
+        sigma = smoothing or height / 28
         reference = area_reference(height * width, area)
         optimiser = optax.adam(learning_rate)
-        grid = jnp.full((-(-height // stride), -(-width // stride)), 0.5)
+        grid = jnp.full((-(-height // cell), -(-width // cell)), 0.5)
 
         def energy(grid, weight):
-            mask = smooth_mask(grid, height, width, smoothing)
+            mask = smooth_mask(grid, height, width, sigma)
             logit = select(state.model.logits(params, blend(image, blurred, mask)[None]), label[None])[0]
             area_loss = jnp.mean((jnp.sort(mask.reshape(-1)) - reference) ** 2)
             return -logit + weight * area_loss
@@ -55,11 +62,11 @@ def extremal(areas: tuple[float, ...] = (0.05, 0.1, 0.2), iterations: int = 300,
             return (jnp.clip(optax.apply_updates(grid, updates), 0.0, 1.0), opt_state), None
 
         (grid, _), _ = jax.lax.scan(step, (grid, optimiser.init(grid)), jnp.arange(iterations))
-        return smooth_mask(grid, height, width, smoothing)
+        return smooth_mask(grid, height, width, sigma)
 
     def explain_one(state, params, image, label):
-        size = int(2 * round(2 * blur_sigma) + 1)
-        blurred = gaussian_blur(image, size, blur_sigma, fill=state.model.zero_pixel)
+        sigma = blur_sigma or image.shape[0] / 22.4
+        blurred = gaussian_blur(image, int(2 * round(2 * sigma) + 1), sigma, fill=state.model.zero_pixel)
         per_area = jax.vmap(explain_area, in_axes=(None, None, None, None, None, 0))
         return per_area(state, params, image, blurred, label, jnp.asarray(areas)).sum(axis=0)
 

@@ -30,8 +30,11 @@ def class_score(state, params, images, labels, target: str):
     return select(logits, labels)
 
 
-def occlusion(window: int = 32, stride: int = 16, target: str = "logit", chunk: int = 64) -> Explainer:
-    """Occlusion with a ``window`` x ``window`` square moved by ``stride``; ``target`` is ``logit`` or ``probability``."""
+def occlusion(window: int | None = None, stride: int | None = None, target: str = "logit", chunk: int = 64) -> Explainer:
+    """Occlusion with a ``window`` x ``window`` square moved by ``stride``; ``target`` is ``logit`` or ``probability``.
+
+    By default the window is 1/7 of the image side (32 px at 224) and the stride half the window.
+    """
     if target not in ("logit", "probability"):
         raise ValueError(f"target must be 'logit' or 'probability', not {target!r}")
 
@@ -51,7 +54,8 @@ def occlusion(window: int = 32, stride: int = 16, target: str = "logit", chunk: 
     def explain(state, params, images, labels, *, key=None):
         del key
         height, width = images.shape[1:3]
-        masks = window_masks(height, width, window, stride)
+        side = window or max(1, round(height / 7))
+        masks = window_masks(height, width, side, stride or max(1, side // 2))
         masks = np.concatenate([masks, np.zeros((-len(masks) % chunk, height, width), np.float32)])
         return jax.vmap(explain_one, in_axes=(None, None, 0, 0, None))(state, params, images, labels, jnp.asarray(masks))
 

@@ -1,10 +1,11 @@
 """Deletion and insertion (Petsiuk et al., 2018, "RISE"; seed 004, Algorithms A1/A2), as pure functions.
 
-Pixels are ranked by saliency, most salient first (ties broken by position), and moved in steps of
-``step`` pixels, all channels together. *Deletion* starts from the image and replaces moved pixels
+Pixels are ranked by saliency, most salient first (ties broken by position), and moved in ``steps``
+equal steps (224 for the exact protocol, 28 for the fast one: 224 and 1792 pixels per step on
+224x224 images, the same fractions at any size), all channels together. *Deletion* starts from the image and replaces moved pixels
 with the colour the model normalises to zero (the mean colour); *insertion* starts from a Gaussian
 blur of the image (kernel 11, sigma 5) and restores the original pixels. Each curve is the softmax
-probability of the class under study after 0, 1, ..., ceil(HW / step) steps; its AUC is the trapezoid
+probability of the class under study after 0, 1, ..., ``steps`` steps; its AUC is the trapezoid
 rule over the fraction of pixels moved, on [0, 1]. Lower deletion and higher insertion are better.
 """
 
@@ -21,16 +22,20 @@ from jaxplain.imageops import fill_like, gaussian_blur
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-    step: int  # pixels moved per step
+    steps: int  # steps from the first to the last pixel
     blur_size: int = 11
     blur_sigma: float = 5.0
 
+    def step_size(self, height: int, width: int) -> int:
+        """Pixels moved per step (the last step may move fewer)."""
+        return math.ceil(height * width / self.steps)
+
     def num_steps(self, height: int, width: int) -> int:
-        return math.ceil(height * width / self.step)
+        return math.ceil(height * width / self.step_size(height, width))
 
 
-EXACT = Protocol(step=224)  # 224 steps on 224x224 images
-FAST = Protocol(step=1792)  # 28 steps on 224x224 images
+EXACT = Protocol(steps=224)  # 224 pixels per step on 224x224 images
+FAST = Protocol(steps=28)  # 1792 pixels per step on 224x224 images
 PROTOCOLS = {"exact": EXACT, "fast": FAST}
 
 
@@ -69,8 +74,9 @@ def deletion_insertion(prob_fn, image, saliency, label, zero_pixel, protocol: Pr
     num_steps = protocol.num_steps(height, width)
     ranks = pixel_ranks(saliency)
     blurred = gaussian_blur(image, protocol.blur_size, protocol.blur_sigma, fill=zero_pixel)
-    deletion = _curve(prob_fn, image, fill_like(image, zero_pixel), ranks, label, num_steps, protocol.step, chunk)
-    insertion = _curve(prob_fn, blurred, image, ranks, label, num_steps, protocol.step, chunk)
+    step = protocol.step_size(height, width)
+    deletion = _curve(prob_fn, image, fill_like(image, zero_pixel), ranks, label, num_steps, step, chunk)
+    insertion = _curve(prob_fn, blurred, image, ranks, label, num_steps, step, chunk)
     return {"deletion": auc(deletion), "insertion": auc(insertion),
             "deletion_curve": deletion, "insertion_curve": insertion}
 

@@ -95,7 +95,7 @@ def fit(
     workdir = Path(workdir)
     manager = run_manager(workdir / "checkpoints")
     log = MetricsLog(workdir / "metrics.jsonl")
-    restored, meta = restore_latest(manager, state)
+    restored, _ = restore_latest(manager, state)
     if restored is not None:
         state = restored
         tqdm.write(f"resuming {description} from step {int(state.step)} ({workdir / 'checkpoints'})")
@@ -103,24 +103,26 @@ def fit(
     total = epochs * steps_per_epoch
     progress = tqdm(total=total, initial=start, desc=description, unit="step")
     started = time.perf_counter()
-    for epoch in range(start // steps_per_epoch, epochs):
-        skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
-        for batch in batches(epoch, skip):
-            step = int(state.step)
-            state, metrics = train_step(state, batch, jax.random.fold_in(key, step))
-            progress.update(1)
-            if (step + 1) % log_every == 0:
-                values = jax.device_get(metrics)
-                progress.set_postfix(loss=f"{values['loss']:.4f}")
-                log.write(step=step + 1, epoch=epoch, seconds=time.perf_counter() - started, **values)
-            if (step + 1) % checkpoint_every == 0:
-                save_state(manager, step + 1, state, {"epoch": epoch})
-        if evaluate is not None:
-            results = evaluate(state)
-            log.write(step=int(state.step), epoch=epoch, seconds=time.perf_counter() - started, **results)
-            tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
-    if manager.latest_step() != int(state.step):
-        save_state(manager, int(state.step), state, {"epoch": epochs})
-    manager.wait_until_finished()
+    try:
+        for epoch in range(start // steps_per_epoch, epochs):
+            skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
+            for batch in batches(epoch, skip):
+                step = int(state.step)
+                state, metrics = train_step(state, batch, jax.random.fold_in(key, step))
+                progress.update(1)
+                if (step + 1) % log_every == 0:
+                    values = jax.device_get(metrics)
+                    progress.set_postfix(loss=f"{values['loss']:.4f}")
+                    log.write(step=step + 1, epoch=epoch, seconds=time.perf_counter() - started, **values)
+                if (step + 1) % checkpoint_every == 0:
+                    save_state(manager, step + 1, state, {"epoch": epoch})
+            if evaluate is not None:
+                results = evaluate(state)
+                log.write(step=int(state.step), epoch=epoch, seconds=time.perf_counter() - started, **results)
+                tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        if manager.latest_step() != int(state.step):
+            save_state(manager, int(state.step), state, {"epoch": epochs})
+    finally:
+        manager.wait_until_finished()  # an interrupted run still completes the checkpoint in flight
     progress.close()
     return state

@@ -1,0 +1,137 @@
+"""Speed of every method next to the teacher's own forward throughput, measured in the same run.
+
+For each method it times the jitted, sharded ``explain`` on a batch of real photos after compilation
+(median of ``--repeats`` runs) and reports maps/s. The *roofline* of a method that needs F teacher
+forward passes per map is ``teacher images/s / F`` (F = number of samples for relabel, masks for
+RISE, ...); ``fraction`` is maps/s divided by that roofline. Prints a Markdown table and appends rows
+to a CSV file.
+
+    python experiments/benchmark.py --model efficientnet_lite0 --methods relabel,gradcam --batch 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import inspect
+import json
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxplain import explainers, runner
+from jaxplain.parallel import data_mesh, run_sharded
+from jaxplain.zoo import load_model
+
+DEFAULT_METHODS = "relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad"
+COLUMNS = ("date", "device", "devices", "dtype", "model", "method", "batch", "maps_per_s", "teacher_images_per_s",
+           "teacher_batch", "forwards_per_map", "roofline_maps_per_s", "fraction_of_roofline", "settings")
+
+
+def forwards_per_map(method: str, settings: dict, model) -> float | None:
+    """Teacher forward passes one map needs at least (a backward pass counts as two forwards)."""
+    defaults = {name: p.default for name, p in inspect.signature(explainers.EXPLAINERS[method]).parameters.items()}
+    s = defaults | settings
+    height = model.input_shape[0]
+    counts = {
+        "relabel": lambda: s["num_samples"],
+        "rise": lambda: s["num_masks"],
+        "lime": lambda: s["num_samples"],
+        "occlusion": lambda: ((height - (w := s["window"] or round(height / 7))) // (s["stride"] or w // 2) + 1) ** 2 + 1,
+        "extremal": lambda: 3 * s["iterations"] * len(s["areas"]),
+        "gradient": lambda: 3,
+        "gradcam": lambda: 3,
+        "integrated_gradients": lambda: 3 * (s["steps"] + 1),
+        "smoothgrad": lambda: 3 * s["samples"],
+    }
+    return counts[method]() if method in counts else None
+
+
+def photos(model, batch: int, data: str | None) -> np.ndarray:
+    """``batch`` real images: from a labelled folder if given, else the scikit-image photos, repeated."""
+    from jaxplain.data import open_source
+    from jaxplain.data.loader import load_items
+
+    if data:
+        source, _ = open_source(data, num_classes=model.num_classes)
+        return load_items(source, np.arange(batch) % len(source), model.preprocessing).images
+    import skimage.data
+
+    from jaxplain.demo import PHOTOS
+    from jaxplain.images import resize_and_crop, to_unit_float
+
+    base = [to_unit_float(resize_and_crop(getattr(skimage.data, n)(), model.preprocessing)) for n in PHOTOS]
+    return np.stack([base[i % len(base)] for i in range(batch)])
+
+
+def timed(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())  # compile and warm up
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--batch", type=int, default=16, help="images per explain call")
+    parser.add_argument("--teacher-batch", type=int, default=256, help="images per teacher forward call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", help="labelled folder or tfds:NAME[:SPLIT] to take images from")
+    parser.add_argument("--settings", default="{}", help='JSON {method: {hyper-parameter: value}}')
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks.csv"))
+    args = parser.parse_args()
+
+    model = load_model(args.model)
+    mesh = data_mesh()
+    settings = json.loads(args.settings)
+    teacher_images = jnp.asarray(photos(model, args.teacher_batch, args.data))
+    logits = jax.jit(model.logits)
+    teacher_ips = args.teacher_batch / timed(lambda: logits(model.params, teacher_images), args.repeats)
+    images = photos(model, args.batch, args.data)
+    labels = runner.predict(model, images).argmax(-1)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(args.batch))
+    device = jax.devices()[0].device_kind
+    rows = []
+    print(f"{args.model} on {jax.device_count()} x {device}: teacher {teacher_ips:.0f} images/s at batch {args.teacher_batch}")
+    for method in args.methods.split(","):
+        options = settings.get(method, {})
+        explainer = runner.make_explainer(method, model, **options)
+        state = explainer.init(jax.random.key(0), model, images[:1])
+        call = lambda state, params, x, y, k, e=explainer: e.explain(state, params, x, y, key=k)
+        seconds = timed(lambda: run_sharded(call, (state, model.params), (images, labels, keys), mesh), args.repeats)
+        maps_per_s = args.batch / seconds
+        forwards = forwards_per_map(method, options, model)
+        roofline = teacher_ips / forwards if forwards else None
+        rows.append({
+            "date": datetime.date.today().isoformat(), "device": device, "devices": jax.device_count(),
+            "dtype": "float32", "model": args.model, "method": method, "batch": args.batch,
+            "maps_per_s": round(maps_per_s, 3), "teacher_images_per_s": round(teacher_ips, 1),
+            "teacher_batch": args.teacher_batch, "forwards_per_map": forwards,
+            "roofline_maps_per_s": round(roofline, 3) if roofline else "",
+            "fraction_of_roofline": round(maps_per_s / roofline, 3) if roofline else "",
+            "settings": json.dumps(options),
+        })
+        print(f"| {method} | {maps_per_s:.2f} maps/s | roofline {roofline or float('nan'):.2f} | "
+              f"fraction {maps_per_s / roofline if roofline else float('nan'):.2f} |", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    new = not args.out.exists()
+    with open(args.out, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    print(f"appended {len(rows)} rows to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The command line: real work end to end, and one clear line (exit 2, no output left) for bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxplain.cli import main
+from jaxplain.zoo import MODELS
+from tests.conftest import make_tiny_model
+
+
+@pytest.fixture(autouse=True)
+def tiny_in_zoo(monkeypatch):
+    monkeypatch.setitem(MODELS, "tiny", make_tiny_model)
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, mode in (("rgb.jpg", "RGB"), ("rgba.png", "RGBA"), ("gray.png", "L")):
+        channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+        array = rng.integers(0, 255, (24, 30, channels), dtype=np.uint8)
+        Image.fromarray(array.squeeze(), mode).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    return paths
+
+
+def test_explain_writes_overlays_and_results(pictures, tmp_path):
+    out = tmp_path / "out"
+    code = main(["explain", *pictures, "--model", "tiny", "--method", "gradcam,rise", "--out", str(out),
+                 "--set", "rise.num_masks=20", "--set", "rise.chunk=10"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"] == ["gradcam", "rise"] and len(results["images"]) == 3
+    record = results["images"][1]
+    assert record["class_name"].startswith("class") and 0 <= record["probability"] <= 1
+    assert len(record["top5"]) == 5
+    for method in ("gradcam", "rise"):
+        assert (out / record["overlays"][method]).stat().st_size > 1000
+    arrays = np.load(out / "results.npz")
+    assert arrays["maps_rise"].shape == (3, 16, 16)
+    assert (out / "index.html").read_text().count("<img") == 6
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--model", "tiny", "--method", "nope"], "unknown method 'nope'"),
+    (["--model", "tiny", "--label", "9"], "out of range"),
+    (["--model", "tiny", "--set", "rise.x"], "expected NAME=VALUE"),
+])
+def test_bad_arguments_fail_with_one_line(arguments, message, pictures, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["explain", pictures[0], "--out", str(out), *arguments]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_a_corrupt_file_is_named_and_nothing_is_written(pictures, tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not an image")
+    out = tmp_path / "out"
+    assert main(["explain", pictures[0], str(bad), "--model", "tiny", "--out", str(out)]) == 2
+    assert "broken.jpg: cannot decode image" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_listing_commands(capsys):
+    assert main(["methods"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("relabel", "gradcam", "rise", "lime", "scorecam", "occlusion", "extremal", "smoothgrad"):
+        assert name in listed
+    assert main(["models"]) == 0
+    assert "efficientnet_lite0" in capsys.readouterr().out
+
+
+@pytest.mark.real_model
+def test_explain_a_real_photo_with_the_imagenet_teacher(tmp_path):
+    import skimage.data
+
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(skimage.data.chelsea()).save(photo)
+    assert main(["explain", str(photo), "--out", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "results.json").read_text())["images"][0]
+    assert record["class_index"] in (281, 282, 285)
+    assert np.load(tmp_path / "out" / "results.npz")["maps_gradcam"].shape == (1, 224, 224)
