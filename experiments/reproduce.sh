@@ -13,6 +13,9 @@ export TFDS_DATA_DIR="${TFDS_DATA_DIR:-$PWD/runs/tfds}"
 JAXPLAIN="${JAXPLAIN:-jaxplain}"
 PYTHON="${PYTHON:-python}"
 METHODS=relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad,random,centre
+# re-label distillation with the paper's raw student weights as the map, on a finer student
+ABLATIONS=relabel_weights=relabel
+ABLATION_SETTINGS="--set relabel_weights.attribution=magnitude --set relabel_weights.student_resolution=32"
 
 for stage in "$@"; do
   echo "=== $stage ($(date -u +%H:%M:%S))"
@@ -26,11 +29,12 @@ for stage in "$@"; do
     eval-imagenet)
       # the odd rows of imagenet-dev: the half the ImageNet VAE never saw
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
-      $JAXPLAIN evaluate --model efficientnet_lite0 --methods $METHODS --data runs/imagenet-dev-heldout.tsv \
-        --out results/imagenet_dev_heldout --batch-size 25 --examples 6 ;;
+      $JAXPLAIN evaluate --model efficientnet_lite0 --methods $METHODS,$ABLATIONS --data runs/imagenet-dev-heldout.tsv \
+        --out results/imagenet_dev_heldout --batch-size 16 --examples 6 --limit "${IMAGENET_LIMIT:-250}" $ABLATION_SETTINGS ;;
     eval-cifar)
-      $JAXPLAIN evaluate --model cifar10_resnet --methods $METHODS --data tfds:cifar10_jpeg:test --limit 500 \
-        --out results/cifar10_test --batch-size 50 --examples 6 ;;
+      $JAXPLAIN evaluate --model cifar10_resnet --methods $METHODS,$ABLATIONS,relabel_decoded=relabel \
+        --data tfds:cifar10_jpeg:test --limit 500 --out results/cifar10_test --batch-size 50 --examples 6 \
+        $ABLATION_SETTINGS --set relabel_decoded.neighbourhood=decoded ;;
     bench-imagenet)
       $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev" --batch 16 ;;
     bench-cifar)

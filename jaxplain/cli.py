@@ -52,6 +52,21 @@ def split_methods(methods: str) -> list[str]:
     return names
 
 
+def split_labelled_methods(methods: str) -> tuple[list[str], dict[str, str]]:
+    """``"rise,rise_small=rise"`` -> labels ``["rise", "rise_small"]`` and ``{"rise_small": "rise"}``.
+
+    A ``LABEL=METHOD`` entry runs METHOD under its own label, so one evaluation can compare
+    settings of the same method (set them with ``--set LABEL.NAME=VALUE``).
+    """
+    labels, aliases = [], {}
+    for entry in split_methods(methods):
+        label, _, method = entry.partition("=")
+        labels.append(label)
+        if method:
+            aliases[label] = method
+    return labels, aliases
+
+
 @app.command()
 def explain(
     images: Annotated[list[Path], typer.Argument(help="image files (JPEG, PNG or any Pillow format)")],
@@ -100,7 +115,7 @@ def evaluate(
     data: DataOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder (rerun with the same one to resume)")],
     model: ModelOption = "efficientnet_lite0",
-    methods: Annotated[str, typer.Option("--methods", help="method names, comma-separated")] = "gradcam,random",
+    methods: Annotated[str, typer.Option("--methods", help="method names, comma-separated; LABEL=METHOD runs a variant")] = "gradcam,random",
     limit: Annotated[Optional[int], typer.Option(help="only the first N items")] = None,
     protocol: Annotated[str, typer.Option(help="deletion/insertion steps: fast (1792 px) or exact (224 px)")] = "fast",
     seed: int = 0,
@@ -114,8 +129,9 @@ def evaluate(
     from jaxplain.evaluation.harness import EvaluationConfig, evaluate as run, markdown_table
     from jaxplain.zoo import load_model
 
-    names = split_methods(methods)
-    config = EvaluationConfig(parse_settings(settings, names), data, limit, protocol, seed, batch_size, examples)
+    names, aliases = split_labelled_methods(methods)
+    config = EvaluationConfig(parse_settings(settings, names), data, limit, protocol, seed, batch_size, examples,
+                              aliases)
     rows = run(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")
@@ -168,9 +184,9 @@ app.add_typer(train_app, name="train")
 def train_cifar10_teacher(
     out: Annotated[Path, typer.Option(help="artefact folder")] = Path("checkpoints/cifar10_resnet"),
     workdir: Annotated[Path, typer.Option(help="run folder: checkpoints and metrics.jsonl; rerun to resume")] = Path("runs/cifar10_resnet"),
-    epochs: int = 40,
+    epochs: int = 70,
     batch_size: int = 512,
-    widths: Annotated[str, typer.Option(help="channels of the four stages")] = "32,64,128,256",
+    widths: Annotated[str, typer.Option(help="channels of the four stages")] = "48,96,192,256",
     seed: int = 0,
     limit: Annotated[Optional[int], typer.Option(help="train on the first N images (smoke test)")] = None,
     tfds_dir: TfdsDirOption = None,

@@ -41,18 +41,19 @@ SUMMARY_COLUMNS = ("method", "n", "deletion", "deletion_se", "insertion", "inser
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    methods: dict[str, dict]  # method name -> hyper-parameters
+    methods: dict[str, dict]  # label (usually the method name) -> hyper-parameters
     data: str
     limit: int | None = None
     protocol: str = "fast"
     seed: int = 0
     batch_size: int = 16
     examples: int = 8  # images shown in index.html
+    aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> registered method
 
     def identity(self, model_name: str) -> dict:
         """The settings a resumed run must share with the run that wrote the records."""
         return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
-                "methods": self.methods}
+                "methods": self.methods, "aliases": self.aliases}
 
 
 def read_records(path: Path) -> list[dict]:
@@ -106,7 +107,8 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     out = Path(out)
     if config.protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {config.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
-    explainers = {m: runner.make_explainer(m, model, **hp) for m, hp in config.methods.items()}
+    explainers = {label: runner.make_explainer(config.aliases.get(label, label), model, **hp)
+                  for label, hp in config.methods.items()}
     source, _ = open_source(config.data, num_classes=model.num_classes, data_dir=data_dir, raw_data=raw_data)
     n = len(source) if config.limit is None else min(config.limit, len(source))
     _check_resume(out, config.identity(model.name))

@@ -31,8 +31,8 @@ CIFAR10_NORMALISATION = Normalisation(mean=(125.3, 123.0, 113.9), std=(63.0, 62.
 
 @dataclasses.dataclass(frozen=True)
 class CifarRecipe:
-    widths: tuple[int, int, int, int] = (32, 64, 128, 256)
-    epochs: int = 40
+    widths: tuple[int, int, int, int] = (48, 96, 192, 256)
+    epochs: int = 70
     batch_size: int = 512
     peak_learning_rate: float = 0.4
     weight_decay: float = 5e-4
