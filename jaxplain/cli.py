@@ -25,6 +25,11 @@ SetOption = Annotated[
 ]
 
 
+def _command_line() -> str:
+    """This invocation as a user would type it (recorded in trained artefacts)."""
+    return " ".join(["jaxplain", *sys.argv[1:]])
+
+
 def parse_settings(settings: list[str] | None, methods: list[str]) -> dict[str, dict]:
     """``["rise.num_masks=2000", "batch=4"]`` -> ``{"rise": {"num_masks": 2000}, ...}``."""
     out: dict[str, dict] = {m: {} for m in methods}
@@ -140,13 +145,17 @@ def evaluate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("demo_out"),
-    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "gradcam",
+    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "relabel,gradcam,rise",
     seed: int = 0,
+    settings: SetOption = None,
 ):
     """Explain four photos bundled with scikit-image (chelsea, coffee, astronaut, rocket)."""
     from jaxplain.demo import run_demo
 
-    run_demo(out, split_methods(method), seed=seed)
+    methods = split_methods(method)
+    records = run_demo(out, methods, seed=seed, hyperparameters=parse_settings(settings, methods))
+    for record in records:
+        typer.echo(f"{record['file']}: {record['class_name']} ({record['probability']:.1%})")
     typer.echo(f"wrote {out / 'index.html'}")
 
 
@@ -184,9 +193,10 @@ app.add_typer(train_app, name="train")
 def train_cifar10_teacher(
     out: Annotated[Path, typer.Option(help="artefact folder")] = Path("checkpoints/cifar10_resnet"),
     workdir: Annotated[Path, typer.Option(help="run folder: checkpoints and metrics.jsonl; rerun to resume")] = Path("runs/cifar10_resnet"),
-    epochs: int = 70,
+    epochs: int = 50,
     batch_size: int = 512,
-    widths: Annotated[str, typer.Option(help="channels of the four stages")] = "48,96,192,256",
+    widths: Annotated[str, typer.Option(help="channels of the four stages")] = "64,128,256,256",
+    flip_average: Annotated[bool, typer.Option(help="ship a model that averages logits over the mirror image")] = True,
     seed: int = 0,
     limit: Annotated[Optional[int], typer.Option(help="train on the first N images (smoke test)")] = None,
     tfds_dir: TfdsDirOption = None,
@@ -196,8 +206,8 @@ def train_cifar10_teacher(
     from jaxplain.train.cifar_teacher import CifarRecipe, train
 
     recipe = CifarRecipe(widths=tuple(int(w) for w in widths.split(",")), epochs=epochs, batch_size=batch_size,
-                         seed=seed, limit=limit)
-    config = train(recipe, out, workdir, data_dir=tfds_dir, raw_data=raw_data, command=" ".join(sys.argv))
+                         flip_average=flip_average, seed=seed, limit=limit)
+    config = train(recipe, out, workdir, data_dir=tfds_dir, raw_data=raw_data, command=_command_line())
     typer.echo(f"test accuracy {config['test_accuracy']:.2%}; wrote {out}")
 
 
@@ -220,7 +230,7 @@ def train_vae(
     recipe = vae_trainer.preset(preset, raw_data, **changes)
     out = out or Path(f"checkpoints/vae_{preset}")
     config = vae_trainer.train(recipe, out, workdir or Path(f"runs/vae_{preset}"), data_dir=tfds_dir,
-                               raw_data=raw_data, command=" ".join(sys.argv))
+                               raw_data=raw_data, command=_command_line())
     typer.echo(f"reconstruction MSE {config['reconstruction_mse']:.4f}, teacher keeps its prediction on "
                f"{config['teacher_keeps_prediction']:.1%} of held-out reconstructions; wrote {out}")
 

@@ -12,7 +12,9 @@ from jaxplain.images import save_png
 from jaxplain.zoo import load_model
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-DEMO_METHODS = ("gradcam",)
+DEMO_METHODS = ("relabel", "gradcam", "rise")
+# RISE with 1000 masks instead of 4000 keeps the demo to a few minutes on a CPU.
+DEMO_SETTINGS = {"rise": {"num_masks": 1000}}
 
 
 def write_photos(folder: Path) -> list[Path]:
@@ -27,9 +29,11 @@ def write_photos(folder: Path) -> list[Path]:
     return paths
 
 
-def run_demo(out: str | Path, methods: Sequence[str] = DEMO_METHODS, *, seed: int = 0) -> list[dict]:
+def run_demo(out: str | Path, methods: Sequence[str] = DEMO_METHODS, *, seed: int = 0,
+             hyperparameters: dict[str, dict] | None = None) -> list[dict]:
     out = Path(out)
     paths = write_photos(out / "inputs")
     model = load_model("efficientnet_lite0")
-    return explain_files(model, list(methods), paths, out, seed=seed,
+    settings = {m: DEMO_SETTINGS.get(m, {}) | (hyperparameters or {}).get(m, {}) for m in methods}
+    return explain_files(model, list(methods), paths, out, seed=seed, hyperparameters=settings, batch_size=4,
                          title=f"jaxplain demo: {model.name} on scikit-image photos")

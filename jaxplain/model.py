@@ -180,6 +180,27 @@ def from_callable(
     return Model(name, apply_fn, params, tuple(class_names), preprocessing, normalisation, supports_taps)
 
 
+def flip_averaged(model: Model) -> Model:
+    """Test-time augmentation as a model: logits averaged over each image and its left-right mirror.
+
+    Spatial features (``[B, H, W, C]``) are averaged after mirroring the second pass back, and a tap
+    is added, mirrored, to both passes, so feature gradients (Grad-CAM) stay consistent with the
+    averaged logits.
+    """
+    apply = model.apply_fn
+    mirror = lambda a: a[:, :, ::-1] if a.ndim == 4 else a
+
+    def apply_fn(params, images, taps=None):
+        logits, features = apply(params, images, taps) if taps else apply(params, images)
+        mirrored_taps = {k: mirror(v) for k, v in taps.items()} if taps else None
+        logits_m, features_m = (apply(params, images[:, :, ::-1], mirrored_taps) if taps
+                                else apply(params, images[:, :, ::-1]))
+        averaged = {k: 0.5 * (features[k] + mirror(features_m[k])) for k in features}
+        return 0.5 * (logits + logits_m), averaged
+
+    return model.replace(apply_fn=apply_fn)
+
+
 def feature_names(model: Model) -> list[str]:
     """Names of the features ``model`` exposes, found by tracing one input (no FLOPs spent)."""
     sample = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)
@@ -187,5 +208,3 @@ def feature_names(model: Model) -> list[str]:
     return sorted(features)
 
 
-def to_numpy_tree(tree):
-    return jax.tree_util.tree_map(np.asarray, tree)

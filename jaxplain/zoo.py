@@ -81,26 +81,34 @@ def load_efficientnet_lite0() -> Model:
     )
 
 
-def load_cifar10_resnet(directory: str | Path | None = None) -> Model:
-    """The CIFAR-10 teacher trained by ``jaxplain train cifar10-teacher`` (shipped in ``checkpoints/``)."""
-    from jaxplain.model import Normalisation
+def load_cifar10_resnet(directory: str | Path | None = None, name: str = "cifar10_resnet") -> Model:
+    """A CIFAR-10 teacher trained by ``jaxplain train cifar10-teacher`` (shipped in ``checkpoints/NAME``).
+
+    Weights may be stored in bfloat16; they are used in float32. A config with ``flip_average``
+    makes the model average its logits over each image and its mirror image.
+    """
+    from jaxplain.model import Normalisation, flip_averaged
     from jaxplain.models.resnet_cifar import ResNet9
     from jaxplain.train.checkpoints import load_artefact, project_checkpoints
 
-    variables, config = load_artefact(directory or project_checkpoints() / "cifar10_resnet")
-    return from_linen(
-        "cifar10_resnet",
+    variables, config = load_artefact(directory or project_checkpoints() / name)
+    variables = {k: unflatten_dict({n: np.asarray(v, np.float32) for n, v in flatten_dict(tree, sep="/").items()}, sep="/")
+                 for k, tree in variables.items()}
+    model = from_linen(
+        name,
         ResNet9(num_classes=config["num_classes"], widths=tuple(config["widths"])),
         variables,
         class_names=config["class_names"],
         preprocessing=Preprocessing(resize=32, crop=32),
         normalisation=Normalisation(tuple(config["normalisation"]["mean"]), tuple(config["normalisation"]["std"])),
     )
+    return flip_averaged(model) if config.get("flip_average") else model
 
 
 MODELS: dict[str, Callable[[], Model]] = {
     "efficientnet_lite0": load_efficientnet_lite0,
     "cifar10_resnet": load_cifar10_resnet,
+    "cifar10_resnet_small": functools.partial(load_cifar10_resnet, name="cifar10_resnet_small"),
 }
 
 

@@ -83,3 +83,20 @@ def test_params_are_arguments_not_constants(tiny_images):
     a = fn(model.params, jnp.asarray(tiny_images))
     b = fn(other.params, jnp.asarray(tiny_images))
     assert len(traces) == 1 and not np.allclose(a, b)
+
+
+def test_flip_averaged_model_averages_logits_and_keeps_feature_gradients_consistent(tiny_model, tiny_images):
+    from jaxplain.model import flip_averaged
+
+    model = flip_averaged(tiny_model)
+    images = jnp.asarray(tiny_images)
+    plain = tiny_model.apply_fn(tiny_model.params, images)[0]
+    mirrored = tiny_model.apply_fn(tiny_model.params, images[:, :, ::-1])[0]
+    logits, features = model.apply_fn(model.params, images)
+    np.testing.assert_allclose(logits, 0.5 * (plain + mirrored), rtol=1e-5, atol=1e-6)
+    zero = jnp.zeros_like(features["head"])
+    score = lambda tap: model.apply_fn(model.params, images, {"head": tap})[0][:, 1].sum()
+    grad = jax.grad(score)(zero)
+    direction = jax.random.normal(jax.random.key(2), zero.shape)
+    numeric = (score(1e-3 * direction) - score(-1e-3 * direction)) / 2e-3
+    np.testing.assert_allclose(float(jnp.vdot(grad, direction)), float(numeric), rtol=2e-3)

@@ -42,7 +42,7 @@ class Residual(nn.Module):
 
 class ResNet9(nn.Module):
     num_classes: int = 10
-    widths: tuple[int, int, int, int] = (48, 96, 192, 256)
+    widths: tuple[int, int, int, int] = (64, 128, 256, 256)
     dtype: Any = jnp.float32  # computation dtype; parameters stay float32
     logit_scale: float = 0.125  # a fixed output scale that keeps early training stable
 

@@ -42,7 +42,7 @@ class VaeRecipe:
     folder_rows: str = "all"  # "all" or "even": which rows of a folder's labels.tsv to train on
     photos: bool = False  # add random crops of the scikit-image photos
     holdout: str = "tfds:cifar10_jpeg:test"
-    teacher: str = "cifar10_resnet"
+    teacher: str = "cifar10_resnet_small"
     seed: int = 0
     limit: int | None = None  # images per source (smoke tests)
 
