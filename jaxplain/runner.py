@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 
+import chex
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,5 +107,6 @@ def explain(
         if fixed_shape and rows < batch_size:
             batch = pad_rows(batch, batch_size)
         out = run_sharded(fn, (state, params), batch, mesh)
+        chex.assert_shape(out, (len(batch[0]), *images.shape[1:3]))  # the contract: one [H, W] map per image
         maps.append(np.asarray(out[:rows], np.float32))
     return np.concatenate(maps) if maps else np.zeros((0, *model.input_shape[:2]), np.float32)

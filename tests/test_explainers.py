@@ -1,5 +1,6 @@
 """Every registered method: shapes, determinism, batch invariance; hand-checked cases where the answer is known."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,7 +46,7 @@ def test_maps_do_not_depend_on_batch_size(method, tiny_model, tiny_images):
     # Adam normalises near-zero gradients to full steps, so the optimisation of extremal masks
     # amplifies float rounding that differs between batch shapes; every other method agrees closely.
     atol = 1e-2 if method == "extremal" else 1e-5
-    np.testing.assert_allclose(whole, singles, rtol=1e-4, atol=atol)
+    chex.assert_trees_all_close(whole, singles, rtol=1e-4, atol=atol)
 
 
 def linear_model(weights: np.ndarray):

@@ -53,8 +53,11 @@ def test_maps_are_the_same_on_8_devices_and_on_1():
     assert result.returncode == 0, result.stderr[-3000:]
     differences = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(differences) == {"gradcam", "rise", "integrated_gradients", "relabel"}
+    # relabel trains a student by gradient descent, which amplifies float rounding (different per-device
+    # GEMM shapes sum in a different order); every other method is a fixed computation.
+    tolerance = {"relabel": 2e-3}
     for method, difference in differences.items():
-        assert difference < 1e-4, (method, difference)
+        assert difference < tolerance.get(method, 1e-4), (method, difference)
 
 
 def test_padding_repeats_the_last_row():

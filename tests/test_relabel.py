@@ -39,12 +39,13 @@ def region_teacher(region):
                          preprocessing=Preprocessing(SIZE, SIZE), normalisation=UNIT_RANGE)
 
 
-def test_the_student_weights_mark_the_region_the_teacher_uses(vae_handle):
+@pytest.mark.parametrize("attribution", ["input", "margin", "magnitude"])
+def test_the_student_weights_mark_the_region_the_teacher_uses(vae_handle, attribution):
     region = np.zeros((SIZE, SIZE), bool)
     region[2:8, 2:8] = True
     teacher = region_teacher(region)
     image = np.full((1, SIZE, SIZE, 3), 0.61, np.float32)
-    explainer = runner.make_explainer("relabel", teacher, **options(vae_handle))
+    explainer = runner.make_explainer("relabel", teacher, **options(vae_handle, attribution=attribution))
     state = explainer.init(jax.random.key(0), teacher)
     maps, details = explainer.details(state, teacher.params, jnp.asarray(image), jnp.asarray([0]), key=jax.random.key(1))
     saliency = np.asarray(maps[0])
@@ -87,3 +88,13 @@ def test_vae_choice_and_argument_checks(tiny_model):
         relabel(num_samples=150, chunk=100)
     with pytest.raises(ValueError, match="neighbourhood"):
         relabel(neighbourhood="latent")
+    with pytest.raises(ValueError, match="attribution"):
+        relabel(attribution="weights")
+
+
+def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
+    from jaxplain.explainers.relabel import class_mean_gap
+
+    features = jnp.arange(12.0).reshape(4, 3)
+    np.testing.assert_allclose(class_mean_gap(features, jnp.array([True, True, False, False])), [-6.0, -6.0, -6.0])
+    np.testing.assert_allclose(class_mean_gap(features, jnp.ones(4, bool)), [0.0, 0.0, 0.0])

@@ -23,9 +23,11 @@ For each image ``x`` explained for class ``c``:
    ``sum_c w_c (x_c - fill_c)``: the student's own prediction of how much *same* evidence the pixel
    carries, i.e. what deleting it (setting it to the mean colour) would cost; ``"magnitude"`` gives
    ``sum_c |w_c|``, the paper's raw weights, which mark where any change moves the decision but not
-   in which direction (sharper, better deletion, worse insertion; see results/README.md). The map is
-   bilinearly upsampled from ``student_resolution`` (16 px by default: the scale of the smallest
-   change a 4x4-latent VAE makes; finer students fit noise with ~1000 samples).
+   in which direction (sharper, better deletion, worse insertion; see results/README.md);
+   ``"margin"`` gives ``sum_c w_c (mean_same - mean_shifted)_c``, each pixel's share of the
+   student's logit gap between the two relabelled classes. The map is bilinearly upsampled from
+   ``student_resolution`` (16 px by default: the scale of the smallest change a 4x4-latent VAE
+   makes; finer students fit noise with ~1000 samples).
 
 Everything for a batch is one jitted function: ``vmap`` over images, ``scan`` over sample chunks of
 ``chunk`` (bounding memory), ``scan`` over student steps.
@@ -44,6 +46,7 @@ from jaxplain.explainers.base import Explainer, ModelHandle, State, per_example_
 from jaxplain.nets.vae import VAE, decode, encode
 
 SHIFTED, SAME = 0, 1
+ATTRIBUTIONS = ("input", "magnitude", "margin")
 
 
 @struct.dataclass
@@ -70,6 +73,14 @@ def load_vae(name_or_path: str) -> VaeHandle:
     params, config = load_artefact(directory)
     module = VAE(config["resolution"], config["latent"], tuple(config["widths"]))
     return VaeHandle(module, params)
+
+
+def class_mean_gap(features, same):
+    """Mean feature of *same* samples minus mean of *shifted* ones (zero if either class is empty)."""
+    weight_same = same / jnp.maximum(same.sum(), 1)
+    weight_shifted = ~same / jnp.maximum((~same).sum(), 1)
+    gap = (weight_same - weight_shifted) @ features
+    return jnp.where((same.sum() > 0) & ((~same).sum() > 0), gap, 0.0)
 
 
 def _resize(images, size: int):
@@ -100,8 +111,8 @@ def relabel(
         raise ValueError(f"num_samples ({num_samples}) must be a multiple of chunk ({chunk})")
     if neighbourhood not in ("residual", "decoded"):
         raise ValueError(f"neighbourhood must be 'residual' or 'decoded', not {neighbourhood!r}")
-    if attribution not in ("magnitude", "input"):
-        raise ValueError(f"attribution must be 'magnitude' or 'input', not {attribution!r}")
+    if attribution not in ATTRIBUTIONS:
+        raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, not {attribution!r}")
     train_count = int(round(num_samples * (1.0 - holdout)))
 
     def init(key, model, sample=None) -> State:
@@ -181,12 +192,14 @@ def relabel(
         same, soft = same.reshape(-1), soft.reshape(-1)
         weights, train_fidelity, fidelity = fit_student(features, same, soft)
         student_size = min(student_resolution, image.shape[0])
-        weights = weights.reshape(student_size, student_size, 3)
+        shape = (student_size, student_size, 3)
         if attribution == "magnitude":
-            saliency = jnp.abs(weights).sum(-1)
-        else:  # the student's predicted loss of "same" evidence if the pixel were deleted (set to the fill colour)
+            saliency = jnp.abs(weights).reshape(shape).sum(-1)
+        elif attribution == "input":  # the student's loss of "same" evidence if the pixel were deleted
             presence = _resize(image[None], student_size)[0] - jnp.asarray(state.model.zero_pixel)
-            saliency = (weights * presence).sum(-1)
+            saliency = (weights.reshape(shape) * presence).sum(-1)
+        else:  # "margin": each pixel's share of the student's logit gap between the two relabelled classes
+            saliency = (weights * class_mean_gap(features, same)).reshape(shape).sum(-1)
         saliency = jax.image.resize(saliency, image.shape[:2], "linear")
         details = {"same_fraction": same.mean(), "noise_scale": scale, "fidelity": fidelity,
                    "train_fidelity": train_fidelity}
