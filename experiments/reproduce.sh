@@ -13,9 +13,10 @@ export TFDS_DATA_DIR="${TFDS_DATA_DIR:-$PWD/runs/tfds}"
 JAXPLAIN="${JAXPLAIN:-jaxplain}"
 PYTHON="${PYTHON:-python}"
 METHODS=relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad,random,centre
-# re-label distillation with the paper's raw student weights as the map, on a finer student
-ABLATIONS=relabel_weights=relabel
-ABLATION_SETTINGS="--set relabel_weights.attribution=magnitude --set relabel_weights.student_resolution=32"
+# re-label distillation ablations: the map as weight x (pixel - mean colour) instead of the raw weight
+# magnitudes, and that map from a student fitted with Adam instead of momentum gradient descent
+ABLATIONS=relabel_input=relabel,relabel_adam=relabel
+ABLATION_SETTINGS="--set relabel_input.attribution=input --set relabel_adam.student_optimiser=adam --set relabel_adam.attribution=input"
 
 for stage in "$@"; do
   echo "=== $stage ($(date -u +%H:%M:%S))"
@@ -35,11 +36,19 @@ for stage in "$@"; do
       # the odd rows of imagenet-dev: the half the ImageNet VAE never saw
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
       $JAXPLAIN evaluate --model efficientnet_lite0 --methods $METHODS,$ABLATIONS --data runs/imagenet-dev-heldout.tsv \
-        --out results/imagenet_dev_heldout --batch-size 16 --examples 6 --limit "${IMAGENET_LIMIT:-250}" $ABLATION_SETTINGS ;;
+        --out results/imagenet_dev_heldout --batch-size "${IMAGENET_BATCH:-16}" --examples 3 --limit "${IMAGENET_LIMIT:-250}" \
+        $ABLATION_SETTINGS ;;
     eval-cifar)
-      $JAXPLAIN evaluate --model cifar10_resnet_small --methods $METHODS,$ABLATIONS,relabel_decoded=relabel \
+      # run (on an H100) with relabel's earlier defaults (Adam student, input attribution); the comparison
+      # with today's default follows
+      $JAXPLAIN evaluate --model cifar10_resnet_small --methods $METHODS,relabel_weights=relabel,relabel_decoded=relabel \
         --data tfds:cifar10_jpeg:test --limit 500 --out results/cifar10_test --batch-size 50 --examples 6 \
-        $ABLATION_SETTINGS --set relabel_decoded.neighbourhood=decoded ;;
+        --set relabel.student_optimiser=adam --set relabel.attribution=input \
+        --set relabel_weights.student_optimiser=adam --set relabel_weights.attribution=magnitude \
+        --set relabel_weights.student_resolution=32 --set relabel_decoded.student_optimiser=adam \
+        --set relabel_decoded.attribution=input --set relabel_decoded.neighbourhood=decoded
+      $JAXPLAIN evaluate --model cifar10_resnet_small --methods relabel,relabel_input=relabel,relabel_adam=relabel,random \
+        $ABLATION_SETTINGS --data tfds:cifar10_jpeg:test --limit 24 --batch-size 24 --out results/cifar10_relabel_student ;;
     bench-imagenet)
       $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev" --batch 16 ;;
     bench-cifar)

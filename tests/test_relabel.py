@@ -23,7 +23,7 @@ def vae_handle():
 
 def options(vae_handle, **changes):
     base = dict(num_samples=200, chunk=50, probe_samples=16, student_steps=150, student_resolution=SIZE,
-                learning_rate=0.05, vae=vae_handle)
+                vae=vae_handle)
     return base | changes
 
 
@@ -39,13 +39,15 @@ def region_teacher(region):
                          preprocessing=Preprocessing(SIZE, SIZE), normalisation=UNIT_RANGE)
 
 
-@pytest.mark.parametrize("attribution", ["input", "margin", "magnitude"])
-def test_the_student_weights_mark_the_region_the_teacher_uses(vae_handle, attribution):
+@pytest.mark.parametrize("attribution,optimiser", [("input", "momentum"), ("margin", "momentum"),
+                                                   ("magnitude", "momentum"), ("input", "adam")])
+def test_the_student_weights_mark_the_region_the_teacher_uses(vae_handle, attribution, optimiser):
     region = np.zeros((SIZE, SIZE), bool)
     region[2:8, 2:8] = True
     teacher = region_teacher(region)
     image = np.full((1, SIZE, SIZE, 3), 0.61, np.float32)
-    explainer = runner.make_explainer("relabel", teacher, **options(vae_handle, attribution=attribution))
+    explainer = runner.make_explainer("relabel", teacher, **options(vae_handle, attribution=attribution,
+                                                                                student_optimiser=optimiser))
     state = explainer.init(jax.random.key(0), teacher)
     maps, details = explainer.details(state, teacher.params, jnp.asarray(image), jnp.asarray([0]), key=jax.random.key(1))
     saliency = np.asarray(maps[0])
@@ -90,6 +92,8 @@ def test_vae_choice_and_argument_checks(tiny_model):
         relabel(neighbourhood="latent")
     with pytest.raises(ValueError, match="attribution"):
         relabel(attribution="weights")
+    with pytest.raises(ValueError, match="student_optimiser"):
+        relabel(student_optimiser="lbfgs")
 
 
 def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
