@@ -191,10 +191,9 @@ def flip_averaged(model: Model) -> Model:
     mirror = lambda a: a[:, :, ::-1] if a.ndim == 4 else a
 
     def apply_fn(params, images, taps=None):
-        logits, features = apply(params, images, taps) if taps else apply(params, images)
         mirrored_taps = {k: mirror(v) for k, v in taps.items()} if taps else None
-        logits_m, features_m = (apply(params, images[:, :, ::-1], mirrored_taps) if taps
-                                else apply(params, images[:, :, ::-1]))
+        logits, features = apply(params, images, taps)
+        logits_m, features_m = apply(params, images[:, :, ::-1], mirrored_taps)
         averaged = {k: 0.5 * (features[k] + mirror(features_m[k])) for k in features}
         return 0.5 * (logits + logits_m), averaged
 

@@ -89,11 +89,10 @@ def load_cifar10_resnet(directory: str | Path | None = None, name: str = "cifar1
     """
     from jaxplain.model import Normalisation, flip_averaged
     from jaxplain.models.resnet_cifar import ResNet9
-    from jaxplain.train.checkpoints import load_artefact, project_checkpoints
+    from jaxplain.train.checkpoints import cast_floats, load_artefact, project_checkpoints
 
     variables, config = load_artefact(directory or project_checkpoints() / name)
-    variables = {k: unflatten_dict({n: np.asarray(v, np.float32) for n, v in flatten_dict(tree, sep="/").items()}, sep="/")
-                 for k, tree in variables.items()}
+    variables = cast_floats(variables, "float32")
     model = from_linen(
         name,
         ResNet9(num_classes=config["num_classes"], widths=tuple(config["widths"])),

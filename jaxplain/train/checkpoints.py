@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from jaxplain.errors import InputFileError
@@ -73,3 +74,9 @@ def load_artefact(directory: str | Path) -> tuple[dict, dict]:
     config = json.loads((directory / CONFIG).read_text())
     variables = ocp.StandardCheckpointer().restore(directory / VARIABLES)
     return variables, config
+
+
+def cast_floats(tree, dtype: str):
+    """Casts the floating-point leaves of ``tree`` to ``dtype``: artefacts may be stored in bfloat16
+    (half the size) and are used in float32."""
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)

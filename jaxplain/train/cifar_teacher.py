@@ -25,7 +25,7 @@ from jaxplain.data.tfds_builders import CIFAR10_CLASSES
 from jaxplain.model import Normalisation
 from jaxplain.models.resnet_cifar import ResNet9
 from jaxplain.train import augment
-from jaxplain.train.checkpoints import save_artefact
+from jaxplain.train.checkpoints import cast_floats, save_artefact
 from jaxplain.train.loop import create_state, fit, make_train_step
 
 CIFAR10_NORMALISATION = Normalisation(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
@@ -107,8 +107,8 @@ def train(recipe: CifarRecipe, out: str | Path, workdir: str | Path, *, data_dir
                 steps_per_epoch=steps_per_epoch, workdir=workdir, key=key, evaluate=evaluate,
                 checkpoint_every=max(steps_per_epoch * 5, 1), description="cifar10_resnet")
     seconds = time.perf_counter() - started
-    stored = round_floats({"params": state.params, **state.model_state}, recipe.stored_dtype)
-    restored = round_floats(stored, "float32")
+    stored = cast_floats({"params": state.params, **state.model_state}, recipe.stored_dtype)
+    restored = cast_floats(stored, "float32")
     shipped = state.replace(params=restored["params"], model_state={"batch_stats": restored["batch_stats"]})
     single_pass = evaluate(shipped)["test_accuracy"]
     accuracy = _evaluator(model, test_set.images, test_set.labels, flip_average=True)(shipped)["test_accuracy"] \
@@ -124,7 +124,3 @@ def train(recipe: CifarRecipe, out: str | Path, workdir: str | Path, *, data_dir
     save_artefact(out, stored, config)
     return config
 
-
-def round_floats(tree, dtype: str):
-    """Casts the floating-point leaves of ``tree`` to ``dtype`` (halves the shipped size for bfloat16)."""
-    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
