@@ -1,9 +1,18 @@
 """Data parallelism over a 1-D ``("data",)`` device mesh: batches sharded, params replicated.
 
 A batch is padded to a multiple of the device count (by repeating its last example, so padded rows
-hold valid inputs), placed with ``NamedSharding(mesh, P("data"))`` and processed by one ``jax.jit``
-program that XLA partitions across devices; padded rows are dropped from the result. Multi-host jobs
-call :func:`initialise_distributed` first and give each process its own shard of the data.
+hold valid inputs) and split along the ``data`` axis; padded rows are dropped from the result. Two
+equivalent ways of running a function over it, chosen by ``per_device``:
+
+* ``per_device=True`` (explainers): ``jax.shard_map``. Each device runs the per-image program on its
+  own shard, with no cross-device communication: what ``jax.pmap`` does (JAX now builds ``pmap`` on
+  ``shard_map``), but under ``jit`` and on a named mesh. Inside, explainers walk their shard image by
+  image (``lax.map``), which is what bounds their memory to one image's ``chunk`` of samples; a
+  sequential loop over a *globally* sharded axis would instead make XLA gather the whole batch.
+* ``per_device=False`` (predictions, metrics): ``jax.jit`` with ``NamedSharding`` in/out shardings,
+  leaving the partitioning of a batched program to XLA.
+
+Multi-host jobs call :func:`initialise_distributed` first and give each process its own shard of the data.
 """
 
 from __future__ import annotations
@@ -50,7 +59,12 @@ def valid_mask(n: int, multiple: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(fn: Callable, mesh: Mesh, num_replicated: int, num_batched: int):
+def _compiled(fn: Callable, mesh: Mesh, num_replicated: int, num_batched: int, per_device: bool):
+    if per_device:
+        specs = (P(),) * num_replicated + (P(DATA_AXIS),) * num_batched
+        # check_vma=False: explainers may call host code (jax.pure_callback), which has no
+        # replication rule; every output is per-device by construction (out_specs shards it).
+        return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(DATA_AXIS), check_vma=False))
     replicated = NamedSharding(mesh, P())
     batched = NamedSharding(mesh, P(DATA_AXIS))
     return jax.jit(
@@ -60,14 +74,16 @@ def _compiled(fn: Callable, mesh: Mesh, num_replicated: int, num_batched: int):
     )
 
 
-def run_sharded(fn: Callable, replicated: tuple, batched: tuple, mesh: Mesh | None = None):
-    """``fn(*replicated, *batched)`` with batch arguments sharded along the data axis of ``mesh``.
+def run_sharded(fn: Callable, replicated: tuple, batched: tuple, mesh: Mesh | None = None, *,
+                per_device: bool = False):
+    """``fn(*replicated, *batched)`` with batch arguments split along the data axis of ``mesh``.
 
     ``fn`` must return arrays (or a pytree of arrays) with the batch as leading axis. The batch may
     have any size: it is padded to the device count and the padding is removed from the outputs.
+    ``per_device`` runs ``fn`` on each device's shard with ``shard_map`` (see the module docstring).
     """
     mesh = mesh if mesh is not None else data_mesh()
     n = jax.tree_util.tree_leaves(batched)[0].shape[0]
     padded = pad_rows(batched, mesh.size)
-    out = _compiled(fn, mesh, len(replicated), len(batched))(*replicated, *padded)
+    out = _compiled(fn, mesh, len(replicated), len(batched), per_device)(*replicated, *padded)
     return jax.tree_util.tree_map(lambda a: a[:n], out)

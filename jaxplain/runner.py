@@ -19,7 +19,7 @@ from jaxplain import explainers as registry
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, State
 from jaxplain.model import Model
-from jaxplain.parallel import data_mesh, pad_rows, run_sharded
+from jaxplain.parallel import _compiled, data_mesh, pad_rows, run_sharded
 from jaxplain.validation import check_images, check_labels
 
 
@@ -65,6 +65,27 @@ def make_explainer(method: str | Explainer, model: Model, **hyperparameters) -> 
     return explainer
 
 
+def compiled_explainer(model: Model, explainer: Explainer, state: State, batch_size: int, mesh=None):
+    """The compiled program that :func:`explain` runs for batches of ``batch_size`` (compiles, never runs)."""
+    mesh = mesh or data_mesh()
+    rows = batch_size + (-batch_size % mesh.size)
+    images = jax.ShapeDtypeStruct((rows, *model.input_shape), jnp.float32)
+    labels = jax.ShapeDtypeStruct((rows,), jnp.int32)
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), rows))
+    return _compiled(_explain_fn(explainer.explain), mesh, 2, 3, True).lower(state, model.params, images, labels, keys).compile()
+
+
+def peak_memory(model: Model, method: str | Explainer, batch_size: int = 16, *, mesh=None, **hyperparameters) -> int:
+    """Bytes of working memory (XLA's temporary buffers, per device) that explaining a batch takes.
+
+    Measured by compiling the program and reading its memory analysis, so it costs seconds and no
+    teacher forwards; the inputs, params and outputs come on top (a few MB).
+    """
+    explainer = make_explainer(method, model, **hyperparameters)
+    state = explainer.init(jax.random.key(0), model, None)
+    return int(compiled_explainer(model, explainer, state, batch_size, mesh).memory_analysis().temp_size_in_bytes)
+
+
 def explain(
     model: Model,
     method: str | Explainer,
@@ -106,7 +127,7 @@ def explain(
         rows = s.stop - s.start
         if fixed_shape and rows < batch_size:
             batch = pad_rows(batch, batch_size)
-        out = run_sharded(fn, (state, params), batch, mesh)
+        out = run_sharded(fn, (state, params), batch, mesh, per_device=True)
         chex.assert_shape(out, (len(batch[0]), *images.shape[1:3]))  # the contract: one [H, W] map per image
         maps.append(np.asarray(out[:rows], np.float32))
     return np.concatenate(maps) if maps else np.zeros((0, *model.input_shape[:2]), np.float32)

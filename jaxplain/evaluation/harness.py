@@ -138,7 +138,7 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
                 seconds = time.perf_counter() - start
                 scored = pad_rows((images, maps, targets), config.batch_size)
                 scores = jax.tree_util.tree_map(lambda a: np.asarray(a[: len(indices)]),
-                                                run_sharded(scores_fn, (model.params,), scored, mesh))
+                                                run_sharded(scores_fn, (model.params,), scored, mesh, per_device=True))
                 records = []
                 for j, index in enumerate(indices):
                     if index < config.examples:

@@ -81,6 +81,17 @@ def per_example_keys(key: Array, batch: int) -> Array:
     return key
 
 
+def map_images(fn: Callable, *batched):
+    """``fn(*example)`` for each example along the leading axis of ``batched``, one after another.
+
+    Sample-streaming methods (RISE, LIME, occlusion, Score-CAM, re-label distillation, DAX) map over
+    the images of a batch with this instead of ``vmap``, so their peak memory is one image's ``chunk``
+    of teacher inputs whatever the batch size (``vmap`` would hold ``batch x chunk`` at once). Under
+    :func:`jaxplain.parallel.run_sharded` with ``per_device=True`` each device walks its own shard.
+    """
+    return jax.lax.map(lambda example: fn(*example), batched)
+
+
 def select(logits: Array, labels: Array) -> Array:
     """``logits[b, labels[b]]`` for a batch."""
     return jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]

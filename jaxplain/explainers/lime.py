@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxplain.explainers.base import Explainer, per_example_keys, stateless
+from jaxplain.explainers.base import Explainer, map_images, per_example_keys, stateless
 from jaxplain.imageops import blend
 
 KERNEL_WIDTH = 0.25
@@ -98,6 +98,6 @@ def lime(num_samples: int = 1000, segmentation: str = "slic", max_segments: int 
     def explain(state, params, images, labels, *, key):
         keys = per_example_keys(key, images.shape[0])
         segments = superpixels(images, segmentation, max_segments, n_segments)
-        return jax.vmap(explain_one, in_axes=(None, None, 0, 0, 0, 0))(state, params, images, labels, segments, keys)
+        return map_images(lambda *example: explain_one(state, params, *example), images, labels, segments, keys)
 
     return stateless("lime", explain)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxplain.explainers.base import Explainer, select, stateless
+from jaxplain.explainers.base import Explainer, map_images, select, stateless
 from jaxplain.imageops import blend, fill_like
 
 
@@ -57,6 +57,7 @@ def occlusion(window: int | None = None, stride: int | None = None, target: str 
         side = window or max(1, round(height / 7))
         masks = window_masks(height, width, side, stride or max(1, side // 2))
         masks = np.concatenate([masks, np.zeros((-len(masks) % chunk, height, width), np.float32)])
-        return jax.vmap(explain_one, in_axes=(None, None, 0, 0, None))(state, params, images, labels, jnp.asarray(masks))
+        masks = jnp.asarray(masks)
+        return map_images(lambda image, label: explain_one(state, params, image, label, masks), images, labels)
 
     return stateless("occlusion", explain)

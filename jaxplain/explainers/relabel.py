@@ -33,8 +33,9 @@ For each image ``x`` explained for class ``c``:
    bilinearly upsampled from ``student_resolution`` (16 px by default: the scale of the smallest
    change a 4x4-latent VAE makes; finer students fit noise with ~1000 samples).
 
-Everything for a batch is one jitted function: ``vmap`` over images, ``scan`` over sample chunks of
-``chunk`` (bounding memory), ``scan`` over student steps.
+Everything for a batch is one jitted function: ``lax.map`` over images, ``scan`` over sample chunks
+of ``chunk`` (peak memory: ``chunk`` teacher inputs, or the probe's ``len(probe_scales) x
+probe_samples`` if larger), ``scan`` over student steps.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxplain.explainers.base import Explainer, ModelHandle, State, per_example_keys
+from jaxplain.explainers.base import Explainer, ModelHandle, State, map_images, per_example_keys
 from jaxplain.nets.vae import VAE, decode, encode
 
 SHIFTED, SAME = 0, 1
@@ -220,7 +221,7 @@ def relabel(
 
     def explain_with_details(state, params, images, labels, *, key):
         keys = per_example_keys(key, images.shape[0])
-        return jax.vmap(explain_one, in_axes=(None, None, 0, 0, 0))(state, params, images, labels, keys)
+        return map_images(lambda *example: explain_one(state, params, *example), images, labels, keys)
 
     def explain(state, params, images, labels, *, key):
         return explain_with_details(state, params, images, labels, key=key)[0]

@@ -2,8 +2,8 @@
 
 Each mask is a ``grid x grid`` Bernoulli(p) pattern, bilinearly upsampled to ``(grid + 1) * cell``
 pixels and cropped at a random shift, as in the reference code. Masked pixels take the colour the
-model normalises to zero. Masks are generated chunk by chunk inside a scan, so memory is bounded by
-``chunk`` whatever ``num_masks`` is.
+model normalises to zero. Masks are generated chunk by chunk inside a scan and images are taken one
+at a time, so peak memory is ``chunk`` teacher inputs whatever ``num_masks`` and the batch size are.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxplain.explainers.base import Explainer, per_example_keys, stateless
+from jaxplain.explainers.base import Explainer, map_images, per_example_keys, stateless
 from jaxplain.imageops import blend, fill_like
 
 
@@ -48,6 +48,6 @@ def rise(num_masks: int = 4000, grid: int = 7, p: float = 0.5, chunk: int = 100)
 
     def explain(state, params, images, labels, *, key):
         keys = per_example_keys(key, images.shape[0])
-        return jax.vmap(explain_one, in_axes=(None, None, 0, 0, 0))(state, params, images, labels, keys)
+        return map_images(lambda *example: explain_one(state, params, *example), images, labels, keys)
 
     return stateless("rise", explain)

@@ -83,10 +83,11 @@ def deletion_insertion(prob_fn, image, saliency, label, zero_pixel, protocol: Pr
 
 def batch_deletion_insertion(apply_fn, params, images, saliency, labels, zero_pixel,
                              protocol: Protocol = FAST, chunk: int = 32):
-    """:func:`deletion_insertion` for a batch (vmapped); ``apply_fn`` follows the model contract."""
+    """:func:`deletion_insertion` for a batch, image after image (peak memory: ``chunk`` teacher
+    inputs whatever the batch size); ``apply_fn`` follows the model contract."""
 
     def prob_fn(x):
         return jax.nn.softmax(apply_fn(params, x)[0].astype(jnp.float32), axis=-1)
 
-    one = lambda image, sal, label: deletion_insertion(prob_fn, image, sal, label, zero_pixel, protocol, chunk)
-    return jax.vmap(one)(images, saliency, labels)
+    one = lambda example: deletion_insertion(prob_fn, *example, zero_pixel, protocol, chunk)
+    return jax.lax.map(one, (images, saliency, labels))

@@ -1,0 +1,28 @@
+"""Peak memory of every sample-streaming method is set by its ``chunk``, not by the batch size.
+
+XLA's memory analysis of the compiled program gives the working memory without running it (seconds
+per method on the CPU), on the real ImageNet teacher at the CLI's default batch sizes.
+"""
+
+import pytest
+
+from jaxplain import runner
+
+GiB = 2 ** 30
+STREAMING = ("relabel", "rise", "lime", "occlusion", "scorecam")
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("method", STREAMING)
+def test_default_settings_fit_a_16_gb_device_at_the_default_batch(method, teacher):
+    one = runner.peak_memory(teacher, method, batch_size=1)
+    sixteen = runner.peak_memory(teacher, method, batch_size=16)  # `jaxplain evaluate`'s default batch
+    assert sixteen < 4 * GiB, f"{method}: {sixteen / GiB:.2f} GiB at batch 16"
+    assert sixteen < 1.25 * one + 64 * 2 ** 20, f"{method}: memory grows with the batch ({one} -> {sixteen} bytes)"
+
+
+@pytest.mark.real_model
+def test_chunk_is_the_memory_knob(teacher):
+    small = runner.peak_memory(teacher, "rise", batch_size=4, chunk=20)
+    large = runner.peak_memory(teacher, "rise", batch_size=4, chunk=100)
+    assert large > 3 * small
