@@ -126,17 +126,25 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 16,
     examples: Annotated[int, typer.Option(help="images shown in index.html")] = 8,
+    metrics: Annotated[Optional[str], typer.Option(
+        help="comma-separated: deletion_insertion, gridpg, localisation (default: deletion_insertion, plus "
+             "gridpg and localisation on grids from `jaxplain data grids`)")] = None,
+    target: Annotated[str, typer.Option(help="class explained: predicted, label, or auto (label on grids)")] = "auto",
+    localisation_alpha: Annotated[float, typer.Option(
+        help="localisation threshold: alpha x the mean of the min-max normalised map (GFI paper: 1.1)")] = 1.1,
     settings: SetOption = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
 ):
-    """Deletion/insertion AUC, intensity and speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
+    """Faithfulness (deletion/insertion), localisation on grids (GridPG, localisation error), intensity and
+    speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
     from jaxplain.evaluation.harness import EvaluationConfig, evaluate as run, markdown_table
     from jaxplain.zoo import load_model
 
     names, aliases = split_labelled_methods(methods)
+    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     config = EvaluationConfig(parse_settings(settings, names), data, limit, protocol, seed, batch_size, examples,
-                              aliases)
+                              aliases, chosen, target, localisation_alpha)
     rows = run(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")
@@ -145,7 +153,7 @@ def evaluate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("demo_out"),
-    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "relabel,gradcam,rise",
+    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "relabel,gfi,gradcam,rise",
     seed: int = 0,
     settings: SetOption = None,
 ):
@@ -183,6 +191,30 @@ def data_cifar10(tfds_dir: TfdsDirOption = None, raw_data: RawDataOption = None)
     for split in ("train", "test"):
         source, _ = open_source(f"tfds:cifar10_jpeg:{split}", data_dir=tfds_dir, raw_data=raw_data)
         typer.echo(f"tfds:cifar10_jpeg:{split}: {len(source)} images")
+
+
+@data_app.command("grids")
+def data_grids(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (a labelled folder with a cell column)")],
+    model: ModelOption = "efficientnet_lite0",
+    count: Annotated[int, typer.Option(help="number of 2x2 grids")] = 64,
+    seed: int = 0,
+    min_confidence: Annotated[float, typer.Option(help="an image is used when the teacher gives its label this probability")] = 0.5,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
+):
+    """Build 2x2 localisation grids of confidently classified images of different classes (GridPG)."""
+    from jaxplain.data import open_source
+    from jaxplain.data.grids import GridSpec, build_grids
+    from jaxplain.zoo import load_model
+
+    teacher = load_model(model)
+    source, _ = open_source(data, num_classes=teacher.num_classes, data_dir=tfds_dir, raw_data=raw_data)
+    folder = build_grids(teacher, source, out, GridSpec(count, seed, min_confidence), command=_command_line())
+    summary = (folder / "grids.json").read_text()
+    typer.echo(summary.strip())
+    typer.echo(f"wrote {count} grids to {folder}; evaluate with --data {folder}")
 
 
 train_app = typer.Typer(no_args_is_help=True, help="Train teachers and explanation networks (resumable).")
@@ -246,12 +278,17 @@ def models():
 
 @app.command()
 def methods():
-    """List the registered explanation methods."""
+    """List the registered explanation methods with their settings and defaults (change with --set)."""
+    import inspect
+
     from jaxplain.explainers import EXPLAINERS
 
     for name, factory in EXPLAINERS.items():
         doc = (factory.__doc__ or "").strip().splitlines()
-        typer.echo(f"{name:12s} {doc[0] if doc else ''}")
+        typer.echo(f"{name:20s} {doc[0] if doc else ''}")
+        settings = [f"{p.name}={p.default!r}" for p in inspect.signature(factory).parameters.values()]
+        if settings:
+            typer.echo(f"{'':20s} settings: {', '.join(settings)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from jaxplain.images import save_png
 from jaxplain.zoo import load_model
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-DEMO_METHODS = ("relabel", "gradcam", "rise")
+DEMO_METHODS = ("relabel", "gfi", "gradcam", "rise")
 # RISE with 1000 masks instead of 4000 keeps the demo to a few minutes on a CPU.
 DEMO_SETTINGS = {"rise": {"num_masks": 1000}}
 

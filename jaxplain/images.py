@@ -62,8 +62,12 @@ def load_image(path: str | Path) -> np.ndarray:
 def resize_and_crop(rgb: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     """Resizes the shorter side to ``preprocessing.resize`` (bicubic, antialiased), centre-crops a square.
 
-    Returns uint8 ``[crop, crop, 3]``.
+    Returns uint8 ``[crop, crop, 3]``. An image that already has the model's input size (``crop`` x
+    ``crop``) is used as it is: it was prepared for the model (e.g. a localisation grid), and cropping
+    it again would cut its borders off.
     """
+    if rgb.shape[:2] == (preprocessing.crop, preprocessing.crop):
+        return np.asarray(rgb)
     image = Image.fromarray(rgb)
     width, height = image.size
     scale = preprocessing.resize / min(width, height)

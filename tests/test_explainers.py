@@ -21,8 +21,9 @@ SMALL = {
     "integrated_gradients": {"steps": 4},
     "smoothgrad": {"samples": 3},
     "scorecam": {"chunk": 8},
+    "gfi": {"steps": 6, "inversion_steps": 2},
 }
-STOCHASTIC = {"rise", "lime", "smoothgrad", "random"}
+STOCHASTIC = {"rise", "lime", "smoothgrad", "random"}  # gfi is random only with background="noise"
 BASELINES = sorted(set(EXPLAINERS) - {"relabel"})  # relabel needs a VAE: see test_relabel.py
 
 

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -74,3 +75,71 @@ def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tm
     with pytest.raises(UsageError, match="protocol differ"):
         evaluate(tiny_model, config(folder, limit=2, protocol="exact"), out)
     assert json.loads((out / "config.json").read_text())["protocol"] == "fast"
+
+
+def brightness_model(size: int = 16):
+    """Four classes by mean brightness (centres 1/8, 3/8, 5/8, 7/8): a teacher whose answers are known."""
+    from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
+
+    centres = jnp.array([0.125, 0.375, 0.625, 0.875])
+
+    def fn(params, x):
+        return -40.0 * jnp.abs(x.mean(axis=(1, 2, 3))[:, None] - centres)
+
+    return from_callable("brightness", fn, {}, class_names=["dark", "dim", "light", "bright"],
+                         preprocessing=Preprocessing(size, size), normalisation=UNIT_RANGE)
+
+
+def test_grids_are_scored_for_the_class_of_each_cell(tmp_path):
+    """A grid folder from `jaxplain data grids` is evaluated per cell: GridPG and localisation next to
+    deletion/insertion, for the cell's class; a map that marks exactly its cell scores 1 and no miss."""
+    from jaxplain.data.folder import FolderSource
+    from jaxplain.data.grids import GridSpec, build_grids
+    from jaxplain.explainers import EXPLAINERS
+    from jaxplain.explainers.base import stateless
+    from jaxplain.metrics import grid_cell_mask
+
+    model = brightness_model()
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    root.mkdir()
+    rows = ["file\tclass_index"]
+    for i in range(10):
+        level = 0.125 + 0.25 * (i % 4)
+        pixels = np.clip(level + rng.normal(0, 0.02, (40, 48, 3)), 0, 1)
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(root / f"{i}.png")
+        rows.append(f"{i}.png\t{i % 4 if i != 9 else 0}")  # image 9 is mislabelled: never used
+    (root / "labels.tsv").write_text("\n".join(rows) + "\n")
+    grids = build_grids(model, FolderSource(root), tmp_path / "grids", GridSpec(count=3, seed=1, min_confidence=0.9))
+    source = FolderSource(grids)
+    assert len(source) == 12 and source.has_cells
+    assert all(sorted(source.rows[4 * g + c][1] for c in range(4)) == [0, 1, 2, 3] for g in range(3))
+    assert "9.png" not in (grids / "labels.tsv").read_text()
+
+    def oracle(state, params, images, labels, *, key=None):  # marks the top-left cell, whatever the class
+        del state, params, labels, key
+        return jnp.broadcast_to(grid_cell_mask(0, 2, 16, 16).astype(jnp.float32), images.shape[:3])
+
+    EXPLAINERS["top_left"] = lambda: stateless("top_left", oracle)
+    try:
+        cfg = EvaluationConfig({"top_left": {}, "random": {}}, str(grids), batch_size=4, examples=4)
+        summary = {r["method"]: r for r in evaluate(model, cfg, tmp_path / "run")}
+    finally:
+        del EXPLAINERS["top_left"]
+    records = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r["method"] == "top_left"]
+    assert [r["cell"] for r in records] == [0, 1, 2, 3] * 3
+    assert [r["label"] for r in records] == [row[1] for row in source.rows]  # the cell's class, not the prediction
+    assert [r["gridpg"] for r in records] == [1.0, 0.0, 0.0, 0.0] * 3
+    assert [r["localisation_miss"] for r in records] == [0.0, 1.0, 1.0, 1.0] * 3
+    assert summary["top_left"]["gridpg"] == pytest.approx(0.25)
+    assert summary["top_left"]["localisation_error"] == pytest.approx(0.75)
+    assert 0.1 < summary["random"]["gridpg"] < 0.4 and "deletion" in records[0]
+    table = (tmp_path / "run" / "summary.md").read_text()
+    assert "GridPG" in table and "localisation error" in table
+
+
+def test_a_smaller_limit_reports_only_its_images(folder, tmp_path, tiny_model):
+    out = tmp_path / "run"
+    evaluate(tiny_model, config(folder, limit=5), out)
+    rows = evaluate(tiny_model, config(folder, limit=2), out)
+    assert {r["n"] for r in rows} == {2}

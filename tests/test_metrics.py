@@ -7,8 +7,9 @@ import pytest
 from scipy.ndimage import correlate1d
 
 from jaxplain.imageops import gaussian_blur, gaussian_kernel
-from jaxplain.metrics import (EXACT, FAST, Protocol, auc, boxes_to_mask, deletion_insertion, mean_intensity,
-                              pointing_game, randomise_params, rank_correlation)
+from jaxplain.metrics import (EXACT, FAST, Protocol, auc, box_iou, boxes_to_mask, deletion_insertion, grid_cell_box,
+                              grid_cell_mask, grid_pointing_score, largest_region_box, localisation_miss, mask_iou,
+                              mean_intensity, pointing_game, randomise_params, rank_correlation)
 from jaxplain.metrics.faithfulness import pixel_ranks
 
 
@@ -128,3 +129,45 @@ def test_sanity_check_gradcam_changes_with_random_weights(tiny_model, tiny_image
     random_params = randomise_params(tiny_model.params, jax.random.key(3))
     random_maps = runner.explain(tiny_model, "gradcam", tiny_images, [0, 1, 2], params=random_params)
     assert float(jnp.mean(rank_correlation(jnp.asarray(maps), jnp.asarray(random_maps)))) < 0.9
+
+
+def test_grid_cells_tile_the_image():
+    masks = np.stack([np.asarray(grid_cell_mask(c, 2, 6, 8)) for c in range(4)])
+    np.testing.assert_array_equal(masks.sum(0), np.ones((6, 8)))
+    assert masks[1][:3, 4:].all() and masks[1].sum() == 12  # top-right quarter
+    assert grid_cell_box(3, 2, 6, 8) == (4, 3, 8, 6)
+    for c in range(4):
+        x0, y0, x1, y1 = grid_cell_box(c, 2, 6, 8)
+        assert masks[c][y0:y1, x0:x1].all() and masks[c].sum() == (x1 - x0) * (y1 - y0)
+
+
+def test_grid_pointing_score_by_hand():
+    region = grid_cell_mask(0, 2, 4, 4)
+    saliency = jnp.array([[3.0, 1.0, 0.0, 2.0],
+                          [0.0, 0.0, -5.0, 0.0],
+                          [0.0, 0.0, 0.0, 0.0],
+                          [0.0, 4.0, 0.0, 0.0]])
+    # positive mass 3 + 1 + 2 + 4 = 10, of which 4 in the top-left cell; the negative pixel is ignored
+    assert float(grid_pointing_score(saliency, region)) == pytest.approx(0.4)
+    assert float(grid_pointing_score(jnp.ones((4, 4)), region)) == pytest.approx(0.25)
+    assert float(grid_pointing_score(-jnp.ones((4, 4)), region)) == 0.0
+
+
+def test_largest_region_box_and_localisation_error_by_hand():
+    saliency = np.zeros((10, 10))
+    saliency[1:4, 1:3] = 1.0  # 6 pixels
+    saliency[5:9, 4:9] = 0.9  # 20 pixels: the largest region
+    assert largest_region_box(saliency) == (4, 5, 9, 9)
+    # alpha x mean = 1.1 x 0.24 = 0.264 < 0.9, so both regions are above the threshold
+    assert box_iou((4, 5, 9, 9), (5, 5, 10, 10)) == pytest.approx(16 / 29)
+    assert not localisation_miss(saliency, (5, 5, 10, 10))  # IoU 0.55
+    assert localisation_miss(saliency, (0, 0, 5, 5))  # IoU 1/44
+    assert largest_region_box(np.zeros((4, 6))) == (0, 0, 6, 4)  # a constant map selects everything
+
+
+def test_mask_iou_by_hand():
+    saliency = jnp.array([[0.0, 0.1, 0.5, 1.0]])
+    region = jnp.array([[False, False, True, False]])
+    # min-max keeps the values; >= 0.2 selects the last two pixels; IoU = 1 / 2
+    assert float(mask_iou(saliency, region)) == pytest.approx(0.5)
+    assert float(mask_iou(saliency, region, threshold=0.6)) == pytest.approx(0.0)

@@ -2,7 +2,9 @@
 
 A ``.tsv`` file may be given instead of a folder: its ``file`` entries are then resolved relative to
 the file's own folder (or used as they are when absolute), which selects a subset of a dataset
-without copying it.
+without copying it. An optional ``cell`` column marks a localisation grid (``jaxplain data grids``):
+the row asks for the class of the image in that cell of a 2x2 grid, and the same file may appear on
+several rows, one per cell.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from jaxplain.images import load_image
 LABELS_FILE = "labels.tsv"
 
 
-def read_labels(folder: Path) -> list[tuple[str, int]]:
-    """Rows ``(file name, class index)`` of ``folder/labels.tsv`` (or of ``folder`` if it is a .tsv), in file order."""
+def read_labels(folder: Path) -> list[tuple[str, int, int]]:
+    """Rows ``(file name, class index, cell)`` of ``folder/labels.tsv`` (or of ``folder`` if it is a .tsv), in
+    file order; ``cell`` is -1 when the file has no ``cell`` column."""
     path = folder if folder.suffix == ".tsv" else folder / LABELS_FILE
     if not path.is_file():
         raise InputFileError(
@@ -34,9 +37,10 @@ def read_labels(folder: Path) -> list[tuple[str, int]]:
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
-                rows.append((row["file"], int(row["class_index"])))
+                rows.append((row["file"], int(row["class_index"]), int(row.get("cell") or -1)))
             except (TypeError, ValueError) as e:
-                raise InputFileError(f"{path}:{line}: class_index {row['class_index']!r} is not an integer") from e
+                raise InputFileError(f"{path}:{line}: class_index {row['class_index']!r} or cell "
+                                     f"{row.get('cell')!r} is not an integer") from e
     return rows
 
 
@@ -50,7 +54,7 @@ class FolderSource:
         self.rows = read_labels(path)
         self.folder = path.parent if path.suffix == ".tsv" else path
         if num_classes is not None:
-            bad = [(f, c) for f, c in self.rows if not 0 <= c < num_classes]
+            bad = [(f, c) for f, c, _ in self.rows if not 0 <= c < num_classes]
             if bad:
                 raise UsageError(
                     f"{path}: class_index {bad[0][1]} of {bad[0][0]} is outside 0..{num_classes - 1} "
@@ -60,6 +64,13 @@ class FolderSource:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def has_cells(self) -> bool:
+        return any(cell >= 0 for _, _, cell in self.rows)
+
     def __getitem__(self, index: int) -> dict:
-        file, label = self.rows[index]
-        return {"image": load_image(self.folder / file), "label": np.int64(label), "id": file}
+        file, label, cell = self.rows[index]
+        record = {"image": load_image(self.folder / file), "label": np.int64(label), "id": file}
+        if cell >= 0:
+            record |= {"cell": np.int64(cell), "id": f"{file}@{cell}"}
+        return record

@@ -31,6 +31,7 @@ class Batch:
     labels: np.ndarray  # int32 [B]
     indices: np.ndarray  # int64 [B], positions in the data source
     ids: tuple[str, ...]
+    cells: np.ndarray | None = None  # int32 [B]: grid cell of each item, -1 for an ordinary image
 
 
 def epoch_order(length: int, *, seed: int | None, epoch: int = 0) -> np.ndarray:
@@ -51,19 +52,22 @@ def _item_id(record: dict, index: int) -> str:
 
 
 def read_item(source: DataSource, index: int, preprocessing: Preprocessing | None):
-    """One record as ``(image, label, id)``; the image is preprocessed unless ``preprocessing`` is None."""
+    """One record as ``(image, label, id, cell)``; the image is preprocessed unless ``preprocessing`` is None.
+
+    ``cell`` is the record's grid cell (``jaxplain data grids``) or -1."""
     record = source[int(index)]
     image = np.asarray(record["image"])
     if image.ndim == 2 or image.shape[-1] == 1:
         image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
     if preprocessing is not None:
         image = to_unit_float(resize_and_crop(image, preprocessing))
-    return image, int(record["label"]), _item_id(record, int(index))
+    return image, int(record["label"]), _item_id(record, int(index)), int(record.get("cell", -1))
 
 
 def collate(items: Sequence[tuple], indices: Sequence[int]) -> Batch:
-    images, labels, ids = zip(*items)
-    return Batch(np.stack(images), np.asarray(labels, np.int32), np.asarray(indices, np.int64), tuple(ids))
+    images, labels, ids, cells = zip(*items)
+    cells = np.asarray(cells, np.int32)
+    return Batch(np.stack(images), np.asarray(labels, np.int32), np.asarray(indices, np.int64), tuple(ids), cells)
 
 
 def load_items(source: DataSource, indices: Sequence[int], preprocessing: Preprocessing | None) -> Batch:
@@ -111,4 +115,5 @@ def load_arrays(source: DataSource, indices=None, preprocessing: Preprocessing |
     parts = list(tqdm(iterate_batches(source, batch_size, preprocessing, indices=indices, num_threads=num_threads),
                       total=-(-len(indices) // batch_size), desc=description, unit="batch", leave=False))
     return Batch(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
-                 np.concatenate([p.indices for p in parts]), tuple(i for p in parts for i in p.ids))
+                 np.concatenate([p.indices for p in parts]), tuple(i for p in parts for i in p.ids),
+                 np.concatenate([p.cells for p in parts]))

@@ -64,14 +64,16 @@ class Cifar10Jpeg(tfds.core.GeneratorBasedBuilder):
 class LabelledFolder(tfds.core.GeneratorBasedBuilder):
     """Images of a folder with ``labels.tsv``; one split, ``images``. The folder is the config's description."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Images converted to RGB PNG, labels from labels.tsv."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Images converted to RGB PNG, labels from labels.tsv.",
+                     "1.1.0": "The grid cell of each row (-1 for an ordinary image)."}
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(None, None, 3), encoding_format="png"),
                 "label": tfds.features.Scalar(np.int64),
+                "cell": tfds.features.Scalar(np.int64),
                 "id": tfds.features.Text(),
             }),
             supervised_keys=("image", "label"),
@@ -82,5 +84,6 @@ class LabelledFolder(tfds.core.GeneratorBasedBuilder):
         return {"images": self._generate_examples(folder)}
 
     def _generate_examples(self, folder: Path):
-        for file, label in read_labels(folder):
-            yield file, {"image": Image.fromarray(load_image(folder / file)), "label": label, "id": file}
+        for file, label, cell in read_labels(folder):
+            key = f"{file}@{cell}" if cell >= 0 else file
+            yield key, {"image": Image.fromarray(load_image(folder / file)), "label": label, "cell": cell, "id": key}

@@ -1,8 +1,10 @@
 """The evaluation harness: every method, one protocol, any dataset, resumable.
 
-For each batch of images it explains the predicted class with each method, scores the maps
-(deletion and insertion AUC, mean intensity) and appends one JSON line per (method, image) to
-``records.jsonl``, flushed to disk before the next batch. A rerun with the same settings skips what
+For each batch of images it explains a class with each method (the predicted class; on localisation
+grids, the class of the row's cell), scores the maps with the chosen ``metrics`` (deletion and
+insertion AUC; on grids also the grid pointing game and the localisation error; mean intensity
+always) and appends one JSON line per (method, image) to ``records.jsonl``, flushed to disk before
+the next batch. A rerun with the same settings skips what
 is recorded, so an interrupted job loses at most the batch in flight and never duplicates a record.
 At the end it writes ``summary.csv``, ``summary.md``, ``curves.png`` and ``index.html`` (overlays of
 the first images, side by side per method).
@@ -29,7 +31,8 @@ from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
-from jaxplain.metrics.localisation import mean_intensity
+from jaxplain.metrics.localisation import (LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask, grid_pointing_score,
+                                           localisation_miss, mean_intensity)
 from jaxplain.model import Model
 from jaxplain.parallel import data_mesh, pad_rows, run_sharded
 from jaxplain.viz import html_table, save_overlay, write_index
@@ -37,6 +40,10 @@ from jaxplain.viz import html_table, save_overlay, write_index
 RECORDS = "records.jsonl"
 CONFIG = "config.json"
 SUMMARY_COLUMNS = ("method", "n", "deletion", "deletion_se", "insertion", "insertion_se", "intensity", "maps_per_s")
+GRID_COLUMNS = ("gridpg", "gridpg_se", "localisation_error", "localisation_error_se")
+METRICS = ("deletion_insertion", "gridpg", "localisation")
+GRID_METRICS = ("gridpg", "localisation")
+TARGETS = ("auto", "predicted", "label")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +56,28 @@ class EvaluationConfig:
     batch_size: int = 16
     examples: int = 8  # images shown in index.html
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> registered method
+    metrics: tuple[str, ...] | None = None  # None: deletion_insertion, plus the grid metrics on grids
+    target: str = "auto"  # class explained: predicted, label (the dataset's), auto (label on grids)
+    localisation_alpha: float = LOCALISATION_ALPHA
 
     def identity(self, model_name: str) -> dict:
         """The settings a resumed run must share with the run that wrote the records."""
         return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
-                "methods": self.methods, "aliases": self.aliases}
+                "methods": self.methods, "aliases": self.aliases, "metrics": list(self.metrics or ()),
+                "target": self.target, "localisation_alpha": self.localisation_alpha}
+
+    def resolved(self, grid: bool) -> "EvaluationConfig":
+        """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
+        metrics = self.metrics or (("deletion_insertion", *GRID_METRICS) if grid else ("deletion_insertion",))
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise UsageError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(METRICS)}")
+        if not grid and any(m in GRID_METRICS for m in metrics):
+            raise UsageError("the grid metrics need localisation grids; build them with `jaxplain data grids`")
+        if self.target not in TARGETS:
+            raise UsageError(f"unknown target {self.target!r}; choose one of: {', '.join(TARGETS)}")
+        target = self.target if self.target != "auto" else ("label" if grid else "predicted")
+        return dataclasses.replace(self, metrics=tuple(metrics), target=target)
 
 
 def read_records(path: Path) -> list[dict]:
@@ -76,10 +100,14 @@ def append_records(path: Path, records: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
+# settings added after the first tables were written, with the values those runs used
+_IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", "localisation_alpha": LOCALISATION_ALPHA}
+
+
 def _check_resume(out: Path, identity: dict) -> None:
     path = out / CONFIG
     if path.exists():
-        previous = json.loads(path.read_text())
+        previous = _IDENTITY_DEFAULTS | json.loads(path.read_text())
         if previous != identity:
             changed = sorted(k for k in identity if previous.get(k) != identity[k])
             raise UsageError(
@@ -94,12 +122,49 @@ def _check_resume(out: Path, identity: dict) -> None:
 @functools.lru_cache(maxsize=8)
 def _scores_fn(handle: ModelHandle, protocol: str):
     def scores(params, images, maps, labels):
-        result = batch_deletion_insertion(handle.apply_fn, params, images, maps, labels,
-                                          jax.numpy.asarray(handle.zero_pixel), PROTOCOLS[protocol])
-        result["intensity"] = mean_intensity(maps)
-        return result
+        return batch_deletion_insertion(handle.apply_fn, params, images, maps, labels,
+                                        jax.numpy.asarray(handle.zero_pixel), PROTOCOLS[protocol])
 
     return scores
+
+
+def grid_scores(maps: np.ndarray, cells: np.ndarray, alpha: float) -> dict[str, np.ndarray]:
+    """GridPG and localisation misses of maps ``[B, H, W]`` explaining the images in ``cells`` of 2x2 grids."""
+    from jaxplain.data.grids import GRID
+
+    height, width = maps.shape[1:]
+    regions = np.stack([np.asarray(grid_cell_mask(int(c), GRID, height, width)) for c in cells])
+    pointing = np.asarray(jax.vmap(grid_pointing_score)(maps, regions))
+    misses = [localisation_miss(m, grid_cell_box(int(c), GRID, height, width), alpha) for m, c in zip(maps, cells)]
+    return {"gridpg": pointing, "localisation_miss": np.asarray(misses, np.float32)}
+
+
+def score_maps(model: Model, config: EvaluationConfig, images, maps, targets, cells, mesh) -> dict[str, np.ndarray]:
+    """Every metric of ``config.metrics`` for a batch of maps, as ``{name: [B] or [B, steps]}``."""
+    scores = {"intensity": np.asarray(mean_intensity(maps))}
+    if "deletion_insertion" in config.metrics:
+        padded = pad_rows((images, maps, targets), config.batch_size)
+        fn = _scores_fn(ModelHandle.of(model), config.protocol)
+        out = run_sharded(fn, (model.params,), padded, mesh, per_device=True)
+        scores |= {k: np.asarray(v[: len(images)]) for k, v in out.items()}
+    if any(m in GRID_METRICS for m in config.metrics):
+        scores |= grid_scores(maps, cells, config.localisation_alpha)
+    return scores
+
+
+def make_record(method: str, index: int, item_id: str, label: int, probability: float, cell: int,
+                scores: dict, j: int, seconds: float, includes_compile: bool) -> dict:
+    """One line of ``records.jsonl``: the image, the class explained and every score of its map."""
+    record = {"method": method, "index": index, "id": item_id, "label": label, "probability": probability}
+    if cell >= 0:
+        record["cell"] = cell
+    for name in ("deletion", "insertion", "intensity", "gridpg", "localisation_miss"):
+        if name in scores:
+            record[name] = float(scores[name][j])
+    for name in ("deletion_curve", "insertion_curve"):
+        if name in scores:
+            record[name] = np.round(scores[name][j], 5).tolist()
+    return record | {"seconds": seconds, "includes_compile": includes_compile}
 
 
 def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_dir=None, raw_data=None, mesh=None) -> list[dict]:
@@ -110,6 +175,7 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     explainers = {label: runner.make_explainer(config.aliases.get(label, label), model, **hp)
                   for label, hp in config.methods.items()}
     source, _ = open_source(config.data, num_classes=model.num_classes, data_dir=data_dir, raw_data=raw_data)
+    config = config.resolved(grid=bool(getattr(source, "has_cells", False)))
     n = len(source) if config.limit is None else min(config.limit, len(source))
     _check_resume(out, config.identity(model.name))
     (out / "examples").mkdir(exist_ok=True)
@@ -118,7 +184,6 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     mesh = mesh or data_mesh()
     key = jax.random.key(config.seed)
     states = {m: e.init(jax.random.fold_in(key, -1 % 2**31), model, None) for m, e in explainers.items()}
-    scores_fn = _scores_fn(ModelHandle.of(model), config.protocol)
     todo = np.asarray([i for i in range(n) if any((m, i) not in done for m in explainers)], np.int64)
     compiled: set[str] = set()
     batches = iterate_batches(source, config.batch_size, model.preprocessing, indices=todo)
@@ -126,68 +191,72 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     try:
         for batch in progress:
             probabilities = runner.predict(model, batch.images, mesh=mesh)
-            labels = probabilities.argmax(-1).astype(np.int32)
+            labels = batch.labels if config.target == "label" else probabilities.argmax(-1).astype(np.int32)
             for method, explainer in explainers.items():
-                rows = np.asarray([(method, int(i)) not in done for i in batch.indices])
-                if not rows.any():
+                rows = np.flatnonzero([(method, int(i)) not in done for i in batch.indices])
+                if not len(rows):
                     continue
                 images, targets, indices = batch.images[rows], labels[rows], batch.indices[rows]
                 start = time.perf_counter()
                 maps = runner.explain(model, explainer, images, targets, key=key, indices=indices,
                                       state=states[method], batch_size=config.batch_size, fixed_shape=True, mesh=mesh)
-                seconds = time.perf_counter() - start
-                scored = pad_rows((images, maps, targets), config.batch_size)
-                scores = jax.tree_util.tree_map(lambda a: np.asarray(a[: len(indices)]),
-                                                run_sharded(scores_fn, (model.params,), scored, mesh, per_device=True))
+                seconds = (time.perf_counter() - start) / len(indices)
+                scores = score_maps(model, config, images, maps, targets, batch.cells[rows], mesh)
                 records = []
-                for j, index in enumerate(indices):
+                for j, (row, index) in enumerate(zip(rows, indices)):
                     if index < config.examples:
                         np.save(out / "examples" / f"{method}_{index}.npy", maps[j].astype(np.float16))
-                    records.append({
-                        "method": method, "index": int(index), "id": batch.ids[int(np.flatnonzero(rows)[j])],
-                        "label": int(targets[j]), "probability": float(probabilities[rows][j, targets[j]]),
-                        "deletion": float(scores["deletion"][j]), "insertion": float(scores["insertion"][j]),
-                        "intensity": float(scores["intensity"][j]),
-                        "deletion_curve": np.round(scores["deletion_curve"][j], 5).tolist(),
-                        "insertion_curve": np.round(scores["insertion_curve"][j], 5).tolist(),
-                        "seconds": seconds / len(indices), "includes_compile": method not in compiled,
-                    })
+                    records.append(make_record(method, int(index), batch.ids[row], int(targets[j]),
+                                               float(probabilities[row, targets[j]]), int(batch.cells[row]),
+                                               scores, j, seconds, method not in compiled))
                 compiled.add(method)
                 append_records(records_path, records)
                 done.update((method, int(i)) for i in indices)
     except KeyboardInterrupt:
         progress.close()
         raise UsageError(f"interrupted; {len(done)} results are saved in {records_path}; rerun the same command to resume")
-    return write_reports(model, config, out, source)
+    return write_reports(model, config, out, source, n)
+
+
+def _mean_se(values) -> tuple[float, float]:
+    x = np.asarray(values, np.float64)
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def summarise(records: list[dict], methods) -> list[dict]:
-    """One row per method: means, standard errors, mean intensity and maps/s (compilation excluded)."""
+    """One row per method: means and standard errors of each recorded metric, mean intensity and maps/s
+    (compilation excluded). Metrics a run did not compute are NaN; the localisation error is a fraction."""
     rows = []
     for method in methods:
         mine = [r for r in records if r["method"] == method]
         if not mine:
             continue
-        deletion = np.asarray([r["deletion"] for r in mine])
-        insertion = np.asarray([r["insertion"] for r in mine])
         timed = [r for r in mine if not r["includes_compile"]] or mine
-        se = lambda x: float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
-        rows.append({
-            "method": method, "n": len(mine),
-            "deletion": float(deletion.mean()), "deletion_se": se(deletion),
-            "insertion": float(insertion.mean()), "insertion_se": se(insertion),
-            "intensity": float(np.mean([r["intensity"] for r in mine])),
-            "maps_per_s": len(timed) / sum(r["seconds"] for r in timed),
-        })
+        row = {"method": method, "n": len(mine)}
+        for name, column in (("deletion", "deletion"), ("insertion", "insertion"), ("gridpg", "gridpg"),
+                             ("localisation_miss", "localisation_error")):
+            values = [r[name] for r in mine if name in r]
+            row[column], row[f"{column}_se"] = _mean_se(values) if values else (float("nan"), float("nan"))
+        row["intensity"] = float(np.mean([r["intensity"] for r in mine]))
+        row["maps_per_s"] = len(timed) / sum(r["seconds"] for r in timed)
+        rows.append(row)
     return rows
 
 
+def _has(rows: list[dict], column: str) -> bool:
+    return any(not math.isnan(r[column]) for r in rows)
+
+
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| method | n | deletion (lower is better) | insertion (higher is better) | intensity | maps/s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    """The summary as a markdown table, with the columns of the metrics that were computed."""
+    columns = [("deletion", "deletion ↓", ".4f"), ("insertion", "insertion ↑", ".4f"), ("gridpg", "GridPG ↑", ".3f"),
+               ("localisation_error", "localisation error ↓", ".3f")]
+    columns = [c for c in columns if _has(rows, c[0])]
+    header = "| method | n | " + " | ".join(c[1] for c in columns) + " | intensity | maps/s |"
+    lines = [header, "| --- | ---: |" + " ---: |" * (len(columns) + 2)]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['n']} | {r['deletion']:.4f} ± {r['deletion_se']:.4f} | "
-                     f"{r['insertion']:.4f} ± {r['insertion_se']:.4f} | {r['intensity']:.3f} | {r['maps_per_s']:.2f} |")
+        cells = " | ".join(f"{r[c]:{f}} ± {r[c + '_se']:{f}}" for c, _, f in columns)
+        lines.append(f"| {r['method']} | {r['n']} | {cells} | {r['intensity']:.3f} | {r['maps_per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -196,9 +265,11 @@ def plot_curves(records: list[dict], rows: list[dict], path: Path) -> None:
 
     from jaxplain.viz import atomic_savefig
 
+    if not any("deletion_curve" in r for r in records):
+        return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for row in rows:
-        mine = [r for r in records if r["method"] == row["method"]]
+        mine = [r for r in records if r["method"] == row["method"] and "deletion_curve" in r]
         for ax, kind in zip(axes, ("deletion", "insertion")):
             curve = np.mean([r[f"{kind}_curve"] for r in mine], axis=0)
             ax.plot(np.linspace(0, 1, len(curve)), curve, label=f"{row['method']} ({row[kind]:.3f})")
@@ -209,16 +280,24 @@ def plot_curves(records: list[dict], rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(model: Model, config: EvaluationConfig, out: Path, source) -> list[dict]:
+def _score_caption(record: dict) -> str:
+    names = (("deletion", "del"), ("insertion", "ins"), ("gridpg", "GridPG"))
+    return " ".join(f"{short} {record[name]:.3f}" for name, short in names if name in record)
+
+
+def write_reports(model: Model, config: EvaluationConfig, out: Path, source, n: int) -> list[dict]:
+    """Summary (csv, md), curves and the overlay page from the records of the first ``n`` images."""
     from jaxplain.data.loader import load_items
 
-    records = read_records(out / RECORDS)
+    records = [r for r in read_records(out / RECORDS) if r["index"] < n]
     rows = summarise(records, config.methods)
+    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if _has(rows, "gridpg") or _has(rows, "localisation_error") else ())
     with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    header = f"{model.name} on {config.data} ({config.protocol} protocol, seed {config.seed})\n\n"
+    header = (f"{model.name} on {config.data} ({config.protocol} protocol, seed {config.seed}, "
+              f"explaining the {config.target} class; metrics: {', '.join(config.metrics)})\n\n")
     (out / "summary.md").write_text(header + markdown_table(rows))
     plot_curves(records, rows, out / "curves.png")
     shown = sorted({r["index"] for r in records if r["index"] < config.examples})
@@ -234,12 +313,14 @@ def write_reports(model: Model, config: EvaluationConfig, out: Path, source) -> 
                     record = next(r for r in records if r["method"] == method and r["index"] == index)
                     rel = f"overlays/{index:05d}_{method}.png"
                     save_overlay(out / rel, image, np.load(path).astype(np.float32),
-                                 f"{method}: {model.class_names[record['label']]}\n"
-                                 f"del {record['deletion']:.3f} ins {record['insertion']:.3f}")
+                                 f"{method}: {model.class_names[record['label']]}\n{_score_caption(record)}")
                     cells[method] = rel
             page_rows.append({"caption": str(image_id), "cells": cells})
-    formats = {c: ".4f" for c in ("deletion", "deletion_se", "insertion", "insertion_se")} | {"intensity": ".3f", "maps_per_s": ".2f"}
-    summary = html_table(rows, SUMMARY_COLUMNS, formats) + '<p><img src="curves.png" width="900"></p>'
+    formats = {c: ".4f" for c in ("deletion", "deletion_se", "insertion", "insertion_se")} | {
+        c: ".3f" for c in ("intensity", *GRID_COLUMNS)} | {"maps_per_s": ".2f"}
+    summary = html_table(rows, columns, formats)
+    if (out / "curves.png").exists():
+        summary += '<p><img src="curves.png" width="900"></p>'
     write_index(out / "index.html", f"jaxplain evaluation: {model.name} on {config.data}", page_rows,
                 list(config.methods), notes=header.strip(), extra_html=summary)
     return rows

@@ -7,6 +7,7 @@ from typing import Callable
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, ModelHandle, State, per_example_keys
 from jaxplain.explainers.extremal import extremal
+from jaxplain.explainers.gfi import gfi
 from jaxplain.explainers.gradcam import gradcam
 from jaxplain.explainers.gradients import gradient, integrated_gradients, smoothgrad
 from jaxplain.explainers.lime import lime
@@ -18,6 +19,7 @@ from jaxplain.explainers.scorecam import scorecam
 
 EXPLAINERS: dict[str, Callable[..., Explainer]] = {
     "relabel": relabel,
+    "gfi": gfi,
     "gradcam": gradcam,
     "scorecam": scorecam,
     "rise": rise,

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxplain.errors import UsageError
+
 Array = jax.Array
 
 
@@ -90,6 +92,14 @@ def map_images(fn: Callable, *batched):
     :func:`jaxplain.parallel.run_sharded` with ``per_device=True`` each device walks its own shard.
     """
     return jax.lax.map(lambda example: fn(*example), batched)
+
+
+def require_feature(features: dict, layer: str) -> Array:
+    """``features[layer]``, or a :class:`~jaxplain.errors.UsageError` that lists the names the model has."""
+    if layer not in features:
+        raise UsageError(f"the model has no feature {layer!r}; choose one of: {', '.join(sorted(features))} "
+                         "(set it with --set METHOD.layer=NAME)")
+    return features[layer]
 
 
 def select(logits: Array, labels: Array) -> Array:

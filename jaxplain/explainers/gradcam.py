@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxplain.explainers.base import Explainer, resize_maps, select, stateless
+from jaxplain.explainers.base import Explainer, require_feature, resize_maps, select, stateless
 
 
 def feature_gradients(state, params, images, labels, layer: str):
@@ -15,9 +15,8 @@ def feature_gradients(state, params, images, labels, layer: str):
     """
     apply_fn = state.model.apply_fn
     _, features = jax.eval_shape(apply_fn, params, images)
-    if layer not in features:
-        raise KeyError(f"model has no feature {layer!r}; it has: {', '.join(sorted(features))}")
-    zero = jnp.zeros(features[layer].shape, features[layer].dtype)
+    feature = require_feature(features, layer)
+    zero = jnp.zeros(feature.shape, feature.dtype)
 
     def class_score(tap):
         logits, feats = apply_fn(params, images, {layer: tap})

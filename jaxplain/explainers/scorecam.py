@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxplain.explainers.base import Explainer, map_images, resize_maps, select, stateless
+from jaxplain.explainers.base import Explainer, map_images, require_feature, resize_maps, select, stateless
 from jaxplain.imageops import blend, fill_like
 
 
@@ -56,9 +56,8 @@ def scorecam(layer: str = "head", chunk: int = 64) -> Explainer:
     def explain(state, params, images, labels, *, key=None):
         del key
         _, features = state.model.apply_fn(params, images)
-        if layer not in features:
-            raise KeyError(f"model has no feature {layer!r}; it has: {', '.join(sorted(features))}")
-        cams = map_images(lambda *example: explain_one(state, params, *example), images, labels, features[layer])
+        activations = require_feature(features, layer)
+        cams = map_images(lambda *example: explain_one(state, params, *example), images, labels, activations)
         return resize_maps(cams, images.shape[1:3])
 
     return stateless("scorecam", explain)

@@ -1,0 +1,58 @@
+"""Guided feature inversion: the mask algebra by hand, and the fitted mask finds the evidence a model uses."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxplain import runner
+from jaxplain.errors import UsageError
+from jaxplain.explainers.gfi import channel_mask, relative_feature_loss
+from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
+
+SIZE = 16
+
+
+def test_channel_mask_is_the_min_max_normalised_weighted_sum():
+    activation = jnp.zeros((2, 2, 3)).at[0, 0, 0].set(1.0).at[1, 1, 2].set(2.0)
+    mask = channel_mask(jnp.array([1.0, 5.0, 0.5]), activation, (2, 2))  # same size: no interpolation
+    # weighted sum [[1, 0], [0, 1]] -> min-max -> the same
+    np.testing.assert_allclose(mask, [[1.0, 0.0], [0.0, 1.0]], atol=1e-6)
+    upsampled = channel_mask(jnp.array([1.0, 0.0, 0.0]), activation, (4, 4))
+    assert upsampled.shape == (4, 4) and float(upsampled.max()) == pytest.approx(1.0) and float(upsampled.min()) == 0.0
+    assert float(upsampled[0, 0]) > float(upsampled[3, 3])
+
+
+def test_relative_feature_loss_by_hand():
+    reference = jnp.array([3.0, 4.0])  # squared norm 25
+    assert float(relative_feature_loss(jnp.array([3.0, 1.0]), reference)) == pytest.approx(9 / 25)
+    assert float(relative_feature_loss(reference, reference)) == 0.0
+
+
+def colour_model():
+    """Class 0 = redness anywhere; features (4x4 average pools) detect redness, greenness and brightness,
+    like the colour-selective channels of a real network's late layer."""
+
+    def fn(params, x):
+        redness = jnp.maximum(x[..., 0] - x[..., 1:].mean(-1), 0.0)
+        greenness = jnp.maximum(x[..., 1] - x[..., ::2].mean(-1), 0.0)
+        channels = jnp.stack([redness, greenness, x.mean(-1)], axis=-1)
+        pooled = channels.reshape(x.shape[0], 4, SIZE // 4, 4, SIZE // 4, 3).mean(axis=(2, 4))
+        score = 40.0 * (redness.mean(axis=(1, 2)) - 0.02)
+        return jnp.stack([score, -score], axis=-1), {"pooled": pooled}
+
+    return from_callable("colour", fn, {}, class_names=["red", "other"], preprocessing=Preprocessing(SIZE, SIZE),
+                         normalisation=UNIT_RANGE)
+
+
+def test_the_mask_keeps_the_evidence_and_drops_the_distractor():
+    image = np.full((1, SIZE, SIZE, 3), 0.5, np.float32)
+    image[0, 2:6, 2:6] = (1.0, 0.0, 0.0)  # red evidence in the quarter the model reads
+    image[0, 10:14, 10:14] = (0.0, 1.0, 0.0)  # green distractor elsewhere
+    saliency = runner.explain(colour_model(), "gfi", image, [0], layer="pooled", blur_sigma=1.0)[0]
+    evidence, distractor = saliency[2:6, 2:6].mean(), saliency[10:14, 10:14].mean()
+    assert evidence > 0.8 and distractor < 0.3, (evidence, distractor)
+
+
+def test_an_unknown_feature_names_the_valid_ones():
+    with pytest.raises(UsageError, match="no feature 'nope'; choose one of: pooled"):
+        runner.explain(colour_model(), "gfi", np.zeros((1, SIZE, SIZE, 3), np.float32), [0], layer="nope")
