@@ -74,7 +74,7 @@ def split_labelled_methods(methods: str) -> tuple[list[str], dict[str, str]]:
 
 @app.command()
 def explain(
-    images: Annotated[list[Path], typer.Argument(help="image files (JPEG, PNG or any Pillow format)")],
+    images: Annotated[list[Path], typer.Argument(help="image files (JPEG, PNG or any Pillow format), or .wav clips for an audio model")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
     model: ModelOption = "efficientnet_lite0",
     method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "gradcam",
@@ -193,6 +193,30 @@ def data_cifar10(tfds_dir: TfdsDirOption = None, raw_data: RawDataOption = None)
         typer.echo(f"tfds:cifar10_jpeg:{split}: {len(source)} images")
 
 
+@data_app.command("spoken-digits")
+def data_spoken_digits(
+    tfds_dir: TfdsDirOption = None,
+    clips: Annotated[Optional[Path], typer.Option(help="also write a few test clips as .wav files here")] = None,
+    count: Annotated[int, typer.Option(help="how many clips --clips writes")] = 4,
+):
+    """Synthesise tfds:spoken_digits with espeak-ng (installed with apt-get when missing and possible)."""
+    from jaxplain.audio import write_wav
+    from jaxplain.data import open_source
+    from jaxplain.data.speech import SAMPLE_RATE, WORDS
+
+    for split in ("train", "test"):
+        source, _ = open_source(f"tfds:spoken_digits:{split}", data_dir=tfds_dir)
+        typer.echo(f"tfds:spoken_digits:{split}: {len(source)} clips")
+    if clips is not None:
+        clips.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            record = source[index]
+            voice = record["voice"].decode() if isinstance(record["voice"], bytes) else str(record["voice"])
+            path = clips / f"{WORDS[int(record['label'])]}_{voice}.wav"
+            write_wav(path, record["audio"].astype("float32") / 32768.0, SAMPLE_RATE)
+            typer.echo(f"wrote {path}")
+
+
 @data_app.command("grids")
 def data_grids(
     data: DataOption,
@@ -241,6 +265,24 @@ def train_cifar10_teacher(
                          flip_average=flip_average, seed=seed, limit=limit)
     config = train(recipe, out, workdir, data_dir=tfds_dir, raw_data=raw_data, command=_command_line())
     typer.echo(f"test accuracy {config['test_accuracy']:.2%}; wrote {out}")
+
+
+@train_app.command("speech-classifier")
+def train_speech_classifier(
+    out: Annotated[Path, typer.Option(help="artefact folder")] = Path("checkpoints/spoken_digits_cnn"),
+    workdir: Annotated[Path, typer.Option(help="run folder: checkpoints and metrics.jsonl; rerun to resume")] = Path("runs/spoken_digits_cnn"),
+    epochs: int = 15,
+    batch_size: int = 64,
+    seed: int = 0,
+    limit: Annotated[Optional[int], typer.Option(help="train on the first N clips (smoke test)")] = None,
+    tfds_dir: TfdsDirOption = None,
+):
+    """Train the log-mel audio teacher on tfds:spoken_digits (built with espeak-ng on first use)."""
+    from jaxplain.train.speech_classifier import SpeechRecipe, train
+
+    recipe = SpeechRecipe(epochs=epochs, batch_size=batch_size, seed=seed, limit=limit)
+    config = train(recipe, out, workdir, data_dir=tfds_dir, command=_command_line())
+    typer.echo(f"accuracy on held-out voices {config['test_accuracy']:.2%}; wrote {out}")
 
 
 @train_app.command("vae")

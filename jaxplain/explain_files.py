@@ -1,7 +1,9 @@
-"""Explain image files with one or more methods and write overlays, a results file and an index page.
+"""Explain image (or audio) files with one or more methods and write overlays, a results file and an index page.
 
 Everything is read and computed before anything is written, and every file is written through a
-temporary name, so a bad input or an interrupted run leaves no partial output behind.
+temporary name, so a bad input or an interrupted run leaves no partial output behind. For an audio
+model the overlay is drawn over the clip's spectrogram, and ``audio/`` holds the clip as the model
+heard it plus, per method, the clip keeping only the ``AUDIO_KEEP`` most salient time-frequency bins.
 """
 
 from __future__ import annotations
@@ -16,12 +18,35 @@ from tqdm import tqdm
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
-from jaxplain.images import load_for_model
 from jaxplain.model import Model
 from jaxplain.validation import check_labels
 from jaxplain.viz import save_overlay, write_index
 
 TOP_K = 5
+AUDIO_KEEP = 0.25  # share of time-frequency bins kept in a method's masked clip
+
+
+def _is_audio(model: Model) -> bool:
+    from jaxplain.audio import AudioFrontend
+
+    return isinstance(model.preprocessing, AudioFrontend)
+
+
+def _write_clips(out: Path, stem: str, model: Model, path, saliency_by_method: dict) -> list[str]:
+    """The clip as the model hears it, and per method the clip masked to its most salient bins."""
+    from jaxplain.audio import masked_clip, read_wav, write_wav
+
+    frontend = model.preprocessing
+    wave = frontend.fit(read_wav(path, frontend.sample_rate))
+    (out / "audio").mkdir(exist_ok=True)
+    written = [f"audio/{stem}.wav"]
+    write_wav(out / written[0], wave, frontend.sample_rate)
+    for method, saliency in saliency_by_method.items():
+        keep = (saliency >= np.quantile(saliency, 1.0 - AUDIO_KEEP)).astype(np.float32)
+        relative = f"audio/{stem}_{method}.wav"
+        write_wav(out / relative, masked_clip(frontend, wave, keep), frontend.sample_rate)
+        written.append(relative)
+    return written
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -57,7 +82,7 @@ def explain_files(
         raise UsageError("no images given; pass one or more image files")
     hyperparameters = hyperparameters or {}
     explainers = {m: runner.make_explainer(m, model, **hyperparameters.get(m, {})) for m in methods}
-    images = np.stack([load_for_model(p, model.preprocessing) for p in paths])
+    images = np.stack([model.preprocessing.load(p) for p in paths])
     probabilities = runner.predict(model, images)
     if labels is None:
         targets = probabilities.argmax(-1)
@@ -90,9 +115,14 @@ def explain_files(
             save_overlay(out / rel, images[i], maps[method][i],
                          f"{method}: {record['class_name']} ({record['probability']:.1%})")
             record["overlays"][method] = rel
+        cells = dict(record["overlays"])
+        if _is_audio(model):
+            clip, *masked = _write_clips(out, stem, model, path, {m: maps[m][i] for m in methods})
+            record["clip"], record["masked_clips"] = clip, dict(zip(methods, masked))
+            cells = {"clip": [clip]} | {m: [cells[m], record["masked_clips"][m]] for m in methods}
         records.append(record)
-        rows.append({"caption": f"{Path(path).name}: {record['class_name']} ({record['probability']:.1%})",
-                     "cells": record["overlays"]})
+        caption = f"{Path(path).name}: {record['class_name']} ({record['probability']:.1%})"
+        rows.append({"caption": caption, "cells": cells})
     _atomic_savez(
         out / "results.npz",
         files=np.asarray([str(p) for p in paths]),
@@ -101,5 +131,6 @@ def explain_files(
         **{f"maps_{m}": maps[m] for m in methods},
     )
     _atomic_write_text(out / "results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records}, indent=1))
-    write_index(out / "index.html", title, rows, list(methods), notes=f"model {model.name}; seed {seed}")
+    columns = (["clip"] if _is_audio(model) else []) + list(methods)
+    write_index(out / "index.html", title, rows, columns, notes=f"model {model.name}; seed {seed}")
     return records

@@ -86,8 +86,8 @@ def to_unit_float(rgb: np.ndarray) -> np.ndarray:
 
 
 def load_for_model(path: str | Path, preprocessing: Preprocessing) -> np.ndarray:
-    """Reads one file and returns the model input: float32 ``[crop, crop, 3]`` in [0, 1]."""
-    return to_unit_float(resize_and_crop(load_image(path), preprocessing))
+    """Reads one file and returns the model input (``[crop, crop, 3]`` in [0, 1] for an image model)."""
+    return preprocessing.load(path)
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:

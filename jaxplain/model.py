@@ -35,16 +35,16 @@ ApplyFn = Callable[..., tuple[Array, dict[str, Array]]]
 
 @dataclasses.dataclass(frozen=True)
 class Normalisation:
-    """Maps [0, 1] RGB to the network's input space: ``(x * 255 - mean) / std`` per channel (0-255 units)."""
+    """Maps [0, 1] inputs to the network's input space: ``(x * 255 - mean) / std`` per channel (0-255 units)."""
 
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
     def __call__(self, images: Array) -> Array:
         return (images * 255.0 - jnp.asarray(self.mean)) / jnp.asarray(self.std)
 
     @property
-    def zero_pixel(self) -> tuple[float, float, float]:
+    def zero_pixel(self) -> tuple[float, ...]:
         """The [0, 1] colour that normalises to zero: the "mean colour" used to delete pixels."""
         return tuple(m / 255.0 for m in self.mean)
 
@@ -52,14 +52,37 @@ class Normalisation:
 IMAGENET_MEAN_STD = Normalisation(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
 CENTRED_127 = Normalisation(mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0))
 UNIT_RANGE = Normalisation(mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0))
+SPECTROGRAM = Normalisation(mean=(0.0,), std=(255.0,))  # one channel in [0, 1], used as it is; zero = silence
 
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-    """How a photo becomes a model input: resize the shorter side to ``resize``, centre-crop ``crop``."""
+    """How a photo becomes a model input: resize the shorter side to ``resize``, centre-crop ``crop``.
+
+    Every preprocessing (this one, :class:`jaxplain.audio.AudioFrontend`) has ``input_shape``, is
+    called on a decoded record (here uint8 RGB) and ``load``s a file into a model input.
+    """
 
     resize: int
     crop: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.crop, self.crop, 3)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 RGB ``[H, W, 3]`` (or grayscale ``[H, W]``) -> float32 ``[crop, crop, 3]`` in [0, 1]."""
+        from jaxplain.images import resize_and_crop, to_unit_float
+
+        rgb = np.asarray(rgb)
+        if rgb.ndim == 2 or rgb.shape[-1] == 1:
+            rgb = np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=-1)
+        return to_unit_float(resize_and_crop(rgb, self))
+
+    def load(self, path) -> np.ndarray:
+        from jaxplain.images import load_image
+
+        return self(load_image(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +93,7 @@ class Model:
     apply_fn: ApplyFn
     params: Params
     class_names: tuple[str, ...]
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing  # or any object with input_shape, __call__(record) and load(path)
     normalisation: Normalisation
     supports_taps: bool = False
 
@@ -80,7 +103,7 @@ class Model:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return (self.preprocessing.crop, self.preprocessing.crop, 3)
+        return tuple(self.preprocessing.input_shape)
 
     @property
     def zero_pixel(self) -> Array:

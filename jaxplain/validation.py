@@ -8,17 +8,20 @@ from jaxplain.errors import UsageError
 
 
 def check_images(images, input_shape: tuple[int, int, int] | None = None, name: str = "images") -> np.ndarray:
-    """Returns ``images`` as float32 ``[B, H, W, 3]`` in [0, 1], or raises saying what is wrong and how to fix it."""
+    """Returns ``images`` as float32 ``[B, H, W, C]`` in [0, 1] (``C`` = 3 for RGB, 1 for a spectrogram), or
+    raises saying what is wrong and how to fix it."""
     array = np.asarray(images)
     if array.ndim == 3 and input_shape is not None and array.shape == tuple(input_shape):
         raise UsageError(f"{name} has shape {array.shape}: add a batch axis, e.g. images[None]")
     if array.ndim != 4:
-        raise UsageError(f"{name} must be a batch [B, H, W, 3]; got shape {array.shape}")
-    channels = array.shape[-1]
-    if channels != 3:
-        hint = "grayscale: repeat it to 3 channels" if channels == 1 else (
-            "RGBA: composite it over a background (jaxplain.images.to_rgb)" if channels == 4 else "give RGB images"
-        )
+        raise UsageError(f"{name} must be a batch [B, H, W, C]; got shape {array.shape}")
+    channels, expected = array.shape[-1], (input_shape[-1] if input_shape is not None else 3)
+    if channels != expected:
+        if expected == 3:
+            hint = "grayscale: repeat it to 3 channels" if channels == 1 else (
+                "RGBA: composite it over a background (jaxplain.images.to_rgb)" if channels == 4 else "give RGB images")
+        else:
+            hint = f"the model takes {expected} channel(s)"
         raise UsageError(f"{name} has {channels} channels; {hint}")
     if not np.issubdtype(array.dtype, np.floating):
         hint = " (divide uint8 images by 255)" if array.dtype == np.uint8 else ""

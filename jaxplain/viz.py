@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Sequence
 
@@ -39,16 +40,28 @@ def atomic_savefig(fig, path: Path, *, palette: bool = False, **kwargs) -> None:
 
 
 def save_overlay(path: str | Path, image: np.ndarray, saliency: np.ndarray, title: str, *, alpha: float = 0.5) -> None:
-    """Writes ``image`` ([H, W, 3] in [0, 1]) under its min-max-normalised ``saliency`` with a colour bar."""
+    """Writes ``image`` under its min-max-normalised ``saliency`` with a colour bar.
+
+    ``image`` is RGB ``[H, W, 3]`` in [0, 1], or a log-mel spectrogram ``[frames, mels, 1]``, drawn with
+    time along the horizontal axis and low frequencies at the bottom.
+    """
     path = Path(path)
+    spectrogram = image.shape[-1] == 1
     fig, (ax_image, ax_overlay) = plt.subplots(1, 2, figsize=(7.6, 3.9), dpi=100, constrained_layout=True)
-    ax_image.imshow(np.clip(image, 0, 1))
+    if spectrogram:
+        show = dict(origin="lower", aspect="auto")
+        background, heat_map = np.asarray(image)[..., 0].T, normalise(saliency).T
+        for ax in (ax_image, ax_overlay):
+            ax.imshow(background, cmap="gray", vmin=0, vmax=1, **show)
+            ax.set(xlabel="time (frames)", ylabel="mel band")
+    else:
+        show, heat_map = {}, normalise(saliency)
+        for ax in (ax_image, ax_overlay):
+            ax.imshow(np.clip(image, 0, 1))
+            ax.set_axis_off()
     ax_image.set_title("input", fontsize=10)
-    ax_overlay.imshow(np.clip(image, 0, 1))
-    heat = ax_overlay.imshow(normalise(saliency), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    heat = ax_overlay.imshow(heat_map, cmap="jet", alpha=alpha, vmin=0, vmax=1, **show)
     ax_overlay.set_title(title, fontsize=10)
-    for ax in (ax_image, ax_overlay):
-        ax.set_axis_off()
     bar = fig.colorbar(heat, ax=ax_overlay, fraction=0.046, pad=0.02)
     bar.set_label("saliency (min-max normalised)", fontsize=8)
     atomic_savefig(fig, path, palette=path.suffix.lower() == ".png")
@@ -70,15 +83,25 @@ def write_index(path: str | Path, title: str, rows: Sequence[dict], columns: Seq
                 extra_html: str = "") -> None:
     """An HTML page with one table row per image: its caption, then one picture per column.
 
-    ``rows`` items are ``{"caption": str, "cells": {column: relative picture path}}``; ``extra_html``
-    (trusted, already escaped) goes between the notes and the pictures.
+    ``rows`` items are ``{"caption": str, "cells": {column: relative path or list of paths}}``: pictures
+    are shown, ``.wav`` files get an audio player. ``extra_html`` (trusted, already escaped) goes between
+    the notes and the pictures. Paths are URL-encoded, so any file name links correctly.
     """
     path = Path(path)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+
+    def media(relative: str) -> str:
+        source = html.escape(urllib.parse.quote(relative))
+        if relative.endswith(".wav"):
+            return f'<br><audio controls src="{source}"></audio>'
+        return f'<img src="{source}" width="380">'
+
     body = []
     for row in rows:
         cells = "".join(
-            f'<td><img src="{html.escape(row["cells"][c])}" width="380"></td>' if c in row["cells"] else "<td></td>"
+            "<td>" + "".join(media(p) for p in ([row["cells"][c]] if isinstance(row["cells"][c], str)
+                                                 else row["cells"][c])) + "</td>"
+            if c in row["cells"] else "<td></td>"
             for c in columns
         )
         body.append(f"<tr><th>{html.escape(row['caption'])}</th>{cells}</tr>")

@@ -104,10 +104,30 @@ def load_cifar10_resnet(directory: str | Path | None = None, name: str = "cifar1
     return flip_averaged(model) if config.get("flip_average") else model
 
 
+def load_spoken_digits_cnn(directory: str | Path | None = None) -> Model:
+    """The audio teacher trained by ``jaxplain train speech-classifier`` (``checkpoints/spoken_digits_cnn``):
+    log-mel spectrograms of 1-s clips in, ten spoken digits out."""
+    from jaxplain.audio import AudioFrontend
+    from jaxplain.model import SPECTROGRAM
+    from jaxplain.models.speech_cnn import SpeechCNN
+    from jaxplain.train.checkpoints import load_artefact, project_checkpoints
+
+    variables, config = load_artefact(directory or project_checkpoints() / "spoken_digits_cnn")
+    return from_linen(
+        "spoken_digits_cnn",
+        SpeechCNN(num_classes=config["num_classes"], widths=tuple(config["widths"])),
+        variables,
+        class_names=config["class_names"],
+        preprocessing=AudioFrontend(**config["frontend"]),
+        normalisation=SPECTROGRAM,
+    )
+
+
 MODELS: dict[str, Callable[[], Model]] = {
     "efficientnet_lite0": load_efficientnet_lite0,
     "cifar10_resnet": load_cifar10_resnet,
     "cifar10_resnet_small": functools.partial(load_cifar10_resnet, name="cifar10_resnet_small"),
+    "spoken_digits_cnn": load_spoken_digits_cnn,
 }
 
 

@@ -13,7 +13,7 @@ SHAPE = (8, 8, 3)
     "images, message",
     [
         (np.zeros((8, 8, 3), np.float32), "add a batch axis"),
-        (np.zeros((2, 8, 8), np.float32), r"\[B, H, W, 3\]"),
+        (np.zeros((2, 8, 8), np.float32), r"\[B, H, W, C\]"),
         (np.zeros((2, 8, 8, 1), np.float32), "grayscale"),
         (np.zeros((2, 8, 8, 4), np.float32), "RGBA"),
         (np.zeros((2, 8, 8, 3), np.uint8), "divide uint8 images by 255"),

@@ -3,8 +3,9 @@
 * ``PATH``: a labelled folder (images + ``labels.tsv``), read directly;
 * ``tfds:NAME[:SPLIT]``: a TFDS dataset in ``$TFDS_DATA_DIR`` (or ``--tfds-dir``) read through
   ``data_source`` (array_record, no TensorFlow). ``cifar10_jpeg`` is prepared on first use from
-  ``cifar10-jpeg.tar.gz`` found in ``$JAXPLAIN_DATA`` (or ``--raw-data``); ``labelled_folder/NAME`` is
-  prepared by ``jaxplain data folder``; any other name must already be prepared with TFDS.
+  ``cifar10-jpeg.tar.gz`` found in ``$JAXPLAIN_DATA`` (or ``--raw-data``); ``spoken_digits`` (audio)
+  is synthesised on first use with espeak-ng; ``labelled_folder/NAME`` is prepared by ``jaxplain data
+  folder``; any other name must already be prepared with TFDS.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def _builder(name: str, data_dir: Path, raw_data: Path | None):
                     f"in {raw_data or '(unset)'}; set JAXPLAIN_DATA (or --raw-data) to the folder holding it"
                 )
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(raw_data)))
+        return builder
+    if name == "spoken_digits":
+        builder = tfds_builders.SpokenDigits(data_dir=str(data_dir), file_format=tfds_builders.FILE_FORMAT)
+        if not builder.is_prepared():
+            builder.download_and_prepare()
         return builder
     folder = data_dir / name
     versions = sorted(folder.glob("*.*.*"), key=lambda p: tuple(int(x) for x in p.name.split(".") if x.isdigit()))

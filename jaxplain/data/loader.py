@@ -1,6 +1,7 @@
 """One batching layer for training, evaluation and explanation jobs: an index sampler over a data source.
 
 A *data source* is anything with ``len()`` and ``source[i] -> {"image": uint8[H, W, 3], "label": int}``
+(or ``{"audio": int16[samples], ...}`` for audio)
 (a :class:`~jaxplain.data.folder.FolderSource` or a TFDS ``data_source``). The sampler decides which
 indices each process reads, in which order (a seeded permutation per epoch, identical on every host),
 and decodes items on a thread pool. Batches carry the dataset indices of their items, so a job can
@@ -15,7 +16,6 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-from jaxplain.images import resize_and_crop, to_unit_float
 from jaxplain.model import Preprocessing
 
 
@@ -56,12 +56,11 @@ def read_item(source: DataSource, index: int, preprocessing: Preprocessing | Non
 
     ``cell`` is the record's grid cell (``jaxplain data grids``) or -1."""
     record = source[int(index)]
-    image = np.asarray(record["image"])
-    if image.ndim == 2 or image.shape[-1] == 1:
-        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
-    if preprocessing is not None:
-        image = to_unit_float(resize_and_crop(image, preprocessing))
-    return image, int(record["label"]), _item_id(record, int(index)), int(record.get("cell", -1))
+    raw = np.asarray(record["image"] if "image" in record else record["audio"])
+    if "image" in record and (raw.ndim == 2 or raw.shape[-1] == 1):
+        raw = np.repeat(raw.reshape(*raw.shape[:2], 1), 3, axis=-1)
+    item = raw if preprocessing is None else preprocessing(raw)
+    return item, int(record["label"]), _item_id(record, int(index)), int(record.get("cell", -1))
 
 
 def collate(items: Sequence[tuple], indices: Sequence[int]) -> Batch:

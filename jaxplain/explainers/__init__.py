@@ -6,6 +6,7 @@ from typing import Callable
 
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, ModelHandle, State, per_example_keys
+from jaxplain.explainers.dax import dax
 from jaxplain.explainers.extremal import extremal
 from jaxplain.explainers.gfi import gfi
 from jaxplain.explainers.gradcam import gradcam
@@ -20,6 +21,7 @@ from jaxplain.explainers.scorecam import scorecam
 EXPLAINERS: dict[str, Callable[..., Explainer]] = {
     "relabel": relabel,
     "gfi": gfi,
+    "dax": dax,
     "gradcam": gradcam,
     "scorecam": scorecam,
     "rise": rise,

@@ -1,0 +1,52 @@
+"""The two networks of DAX (distillation-aided explainability, seed 003), trained afresh for every input.
+
+* :class:`MaskNet` turns the (downscaled) input into a saliency mask in [0, 1]: two ``kernel`` x
+  ``kernel`` convolutions with LeakyReLU, max pooling by ``pool`` and nearest upsampling back (so the
+  mask is piecewise constant on ``pool`` x ``pool`` blocks), a LeakyReLU and a min-max normalisation
+  over the whole batch, as in the reference (so a sample whose mask is low everywhere stays low).
+* :class:`StudentNet` imitates the black box locally: the flattened input, a hidden layer of
+  ``hidden`` units with LeakyReLU, batch normalisation and dropout, and a sigmoid output that
+  regresses the teacher's probability of the explained class.
+
+Both work on any 2-D input with channels last: images ``[B, H, W, 3]`` and spectrograms ``[B, T, F, 1]``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class MaskNet(nn.Module):
+    features: int = 32
+    kernel: int = 7
+    pool: int = 8
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.leaky_relu(nn.Conv(self.features, (self.kernel, self.kernel))(x))
+        h = nn.leaky_relu(nn.Conv(1, (self.kernel, self.kernel))(h))
+        h = nn.max_pool(h, (self.pool, self.pool), strides=(self.pool, self.pool))
+        h = jnp.repeat(jnp.repeat(h, self.pool, axis=1), self.pool, axis=2)  # nearest upsampling
+        h = nn.leaky_relu(h)
+        return (h - h.min()) / jnp.maximum(h.max() - h.min(), 1e-12)
+
+
+class StudentNet(nn.Module):
+    hidden: int = 512
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        h = nn.leaky_relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        return nn.sigmoid(nn.Dense(1)(h))[:, 0]
+
+
+def init_networks(key, mask_net: MaskNet, student: StudentNet, sample: jax.Array) -> dict:
+    """Fresh variables ``{"mask": ..., "student": ...}`` for inputs shaped like ``sample`` ``[1, H, W, C]``."""
+    mask_key, student_key = jax.random.split(key)
+    return {"mask": mask_net.init(mask_key, sample),
+            "student": student.init(student_key, sample, train=False)}

@@ -1,0 +1,91 @@
+"""DAX: its parts by hand, the mask finds what a model uses, and it never differentiates the teacher."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxplain import runner
+from jaxplain.explainers.dax import grid_segments, locality_weights, perturb, random_switches, segment_means
+from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
+
+SIZE = 16
+# 20 steps per epoch instead of the reference's 187, hence 10x its learning rate; the input is upsampled
+# to 32 px so that the mask network's receptive field (5 px) is small against the 8-px region
+SMALL = dict(num_samples=320, chunk=80, resolution=32, pool=4, border=2, hidden=32, mask_features=8,
+             mask_kernel=3, learning_rate=1e-2, segmentation="grid", patch=4)
+
+
+def test_grid_segments_and_their_means_by_hand():
+    segments = grid_segments(4, 6, patch=2)
+    np.testing.assert_array_equal(segments, [[0, 0, 1, 1, 2, 2]] * 2 + [[3, 3, 4, 4, 5, 5]] * 2)
+    x = jnp.zeros((4, 6, 3)).at[0, 0].set(jnp.array([0.3, 0.6, 0.9]))  # one pixel, grey 0.6, in segment 0
+    means = segment_means(x, jnp.asarray(segments), max_segments=8)
+    np.testing.assert_allclose(means[:2, :2], np.full((2, 2, 3), 0.15))  # 0.6 / 4 pixels, on every channel
+    assert float(jnp.abs(means[2:]).max()) == 0.0
+
+
+def test_perturbations_and_their_locality_weights():
+    switches = random_switches(jax.random.key(0), 5, 4)
+    assert bool(switches[0].all())
+    present = jnp.array([True, True, True, True])
+    half = jnp.array([[True, True, False, False]])
+    # cosine similarity of (1,1,0,0) with (1,1,1,1) = 2 / sqrt(2 * 4); weight = sqrt(exp(-d^2 / 0.0625))
+    d = 1 - 2 / np.sqrt(8)
+    np.testing.assert_allclose(locality_weights(half, present), [np.sqrt(np.exp(-d ** 2 / 0.0625))], rtol=1e-6)
+    assert float(locality_weights(switches[:1], present)[0]) == pytest.approx(1.0)
+    x, fill = jnp.ones((2, 2, 1)), jnp.zeros((2, 2, 1))
+    out = perturb(x, fill, jnp.array([[0, 1], [2, 3]]), half)
+    np.testing.assert_array_equal(out[0, ..., 0], [[1, 1], [0, 0]])
+
+
+def region_model(region, differentiable=True):
+    """Class 0 while the red texture (spread of the red channel) inside ``region`` stays strong; optionally
+    opaque to autodiff (host callback). Switching a segment off fills it with its mean grey, erasing texture."""
+    inside = jnp.asarray(region)
+
+    def score(x):
+        return 40.0 * (x[..., 0][:, inside].std(axis=-1) - 0.2)
+
+    def fn(params, x):
+        if differentiable:
+            s = score(x)
+        else:  # the teacher is only queried, like a remote API: no JVP rule, so jax.grad fails
+            s = jax.pure_callback(lambda a: np.asarray(score(jnp.asarray(a))),
+                                  jax.ShapeDtypeStruct(x.shape[:1], jnp.float32), x, vmap_method="broadcast_all")
+        return jnp.stack([s, -s], axis=-1)
+
+    return from_callable("region", fn, {}, class_names=["a", "b"], preprocessing=Preprocessing(SIZE, SIZE),
+                         normalisation=UNIT_RANGE)
+
+
+@pytest.fixture(scope="module")
+def region():
+    region = np.zeros((SIZE, SIZE), bool)
+    region[4:8, 8:12] = True
+    return region
+
+
+def textured_image(region):
+    """A grey 1-px checkerboard, red inside ``region``: the mask network can tell the region by its content."""
+    checks = 0.1 + 0.8 * (np.indices((SIZE, SIZE)).sum(0) % 2).astype(np.float32)
+    image = np.repeat(checks[..., None], 3, axis=-1)
+    image[region, 1:] = 0.2
+    return image[None]
+
+
+def test_the_mask_marks_the_region_the_model_uses(region):
+    image = textured_image(region)
+    saliency = runner.explain(region_model(region), "dax", image, [0], key=0, **SMALL)[0]
+    assert saliency.shape == (SIZE, SIZE)
+    assert saliency[region].mean() > 2 * saliency[~region].mean(), (saliency[region].mean(), saliency[~region].mean())
+
+
+def test_dax_needs_no_gradient_of_the_teacher(region):
+    opaque = region_model(region, differentiable=False)
+    image = textured_image(region)
+    with pytest.raises(Exception):  # the opaque teacher really cannot be differentiated ...
+        jax.grad(lambda x: opaque.logits(opaque.params, x).sum())(jnp.asarray(image))
+    maps = runner.explain(opaque, "dax", image, [0], key=0, **SMALL)  # ... and DAX still explains it
+    np.testing.assert_allclose(maps, runner.explain(region_model(region), "dax", image, [0], key=0, **SMALL),
+                               atol=1e-5)
