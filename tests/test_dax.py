@@ -89,3 +89,16 @@ def test_dax_needs_no_gradient_of_the_teacher(region):
     maps = runner.explain(opaque, "dax", image, [0], key=0, **SMALL)  # ... and DAX still explains it
     np.testing.assert_allclose(maps, runner.explain(region_model(region), "dax", image, [0], key=0, **SMALL),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("channels, features, kernel", [(3, 32, 7), (32, 1, 7), (2, 3, 3)])
+def test_the_loop_friendly_convolution_matches_flax(channels, features, kernel):
+    import flax.linen as nn
+
+    from jaxplain.models.layers import LoopConv
+
+    x = jax.random.normal(jax.random.key(0), (2, 12, 10, channels))
+    variables = nn.Conv(features, (kernel, kernel)).init(jax.random.key(1), x)
+    variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias too
+    np.testing.assert_allclose(LoopConv(features, kernel).apply(variables, x),
+                               nn.Conv(features, (kernel, kernel)).apply(variables, x), rtol=1e-4, atol=1e-4)

@@ -21,7 +21,8 @@ explained for class ``c``:
    and bilinearly upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map
    is the min-max normalised mean of these masks, resized to the input.
 
-Defaults are the reference's (3000 samples, 128 px, batch 16, lr 1e-3, masks after 0-5 epochs).
+Defaults are the reference's (3000 samples, 128 px, batch 16, lr 1e-3, masks after 0-5 epochs);
+``resolution=None`` means 128 px, or the input's own size when it is smaller.
 Differences: the reference trains 9 epochs, but only the masks of epochs 0-5 enter its map, so
 training stops after the last recorded mask; it holds out 10 % of the samples for a validation loss
 that never enters the map, so all samples train here; its colour augmentation (part of each batch
@@ -38,7 +39,7 @@ import numpy as np
 import optax
 
 from jaxplain.explainers.base import Explainer, map_images, per_example_keys, stateless
-from jaxplain.explainers.lime import KERNEL_WIDTH, superpixels
+from jaxplain.explainers.lime import KERNEL_WIDTH, host_superpixels, superpixels
 from jaxplain.imageops import minmax
 from jaxplain.nets.dax import MaskNet, StudentNet, init_networks
 
@@ -105,13 +106,19 @@ def recorded_map(mask_net: MaskNet, mask_params, intact: jax.Array, pool: int, b
     return jnp.where(inner, smooth, 0.0)
 
 
+def student_resolution(size: tuple[int, int], pool: int, reference: int = 128) -> int:
+    """The side the networks work at by default: the reference's 128 px, or less for smaller inputs
+    (a 32-px CIFAR image is not upsampled), a multiple of ``pool``."""
+    return max(pool, min(reference, max(size)) // pool * pool)
+
+
 def dax(
     num_samples: int = 3000,
     segmentation: str = "auto",
     max_segments: int = 256,
     n_segments: int = 50,
     patch: int = 8,
-    resolution: int = 128,
+    resolution: int | None = None,
     input_scale: float = 255.0,
     mask_features: int = 32,
     mask_kernel: int = 7,
@@ -130,7 +137,7 @@ def dax(
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, not {segmentation!r}")
     if num_samples % chunk:
         raise ValueError(f"num_samples ({num_samples}) must be a multiple of chunk ({chunk})")
-    if resolution % pool:
+    if resolution is not None and resolution % pool:
         raise ValueError(f"resolution ({resolution}) must be a multiple of pool ({pool})")
     if averaged_epochs < 1:
         raise ValueError(f"averaged_epochs must be at least 1; got {averaged_epochs}")
@@ -141,16 +148,23 @@ def dax(
     student = StudentNet(hidden, dropout)
     optimiser = optax.sgd(learning_rate, momentum=0.9, nesterov=True)
 
+    def method_for(channels: int) -> str:
+        return segmentation if segmentation != "auto" else ("quickshift" if channels == 3 else "grid")
+
     def segments_of(inputs):
         height, width, channels = inputs.shape[1:]
-        method = segmentation if segmentation != "auto" else ("quickshift" if channels == 3 else "grid")
-        if method == "grid":
+        if method_for(channels) == "grid":
             segments = grid_segments(height, width, patch)
             if segments.max() >= max_segments:
                 raise ValueError(f"a {height}x{width} input has {segments.max() + 1} patches of {patch} px; "
                                  f"raise max_segments or patch")
             return jnp.broadcast_to(jnp.asarray(segments), inputs.shape[:3])
-        return superpixels(inputs, method, max_segments, n_segments)
+        return superpixels(inputs, method_for(channels), max_segments, n_segments)
+
+    def prepare(images):
+        """Superpixels on the host (grids need none: they are computed in the compiled program)."""
+        method = method_for(images.shape[-1])
+        return {} if method == "grid" else {"segments": host_superpixels(images, method, max_segments, n_segments)}
 
     def query(state, params, x, label, segments, key):
         """Patterns ``[N, S]`` and the teacher's probability of ``label`` on each perturbed input ``[N]``."""
@@ -165,10 +179,11 @@ def dax(
 
     def train(x, segments, switches, targets, key):
         """Trains the mask and student networks on one input's samples; returns the map ``[H, W]``."""
-        small = lambda a: jax.image.resize(a, (resolution, resolution, a.shape[-1]), "linear") * input_scale
+        side = resolution or student_resolution(x.shape[:2], pool)
+        small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * input_scale
         x_small = small(x)
         fill_small = small(segment_means(x, segments, max_segments))
-        segments_small = jax.image.resize(segments, (resolution, resolution), "nearest")
+        segments_small = jax.image.resize(segments, (side, side), "nearest")
         present = jnp.zeros(max_segments, bool).at[segments].set(True)
         weights = locality_weights(switches, present)
         init_key, dropout_key = jax.random.split(key)
@@ -198,13 +213,13 @@ def dax(
         mean = minmax((first + later.sum(0)) / averaged_epochs)
         return jax.image.resize(mean, x.shape[:2], method="bilinear")
 
-    def explain(state, params, images, labels, *, key):
+    def explain(state, params, images, labels, *, key, segments=None):
         keys = per_example_keys(key, images.shape[0])
         query_keys, train_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-        segments = segments_of(images)
+        segments = segments_of(images) if segments is None else segments
         switches, targets = map_images(lambda *example: query(state, params, *example), images, labels, segments,
                                        query_keys)
         trained = lambda example: train(*example)
         return jax.lax.map(trained, (images, segments, switches, targets, train_keys), batch_size=images_per_step)
 
-    return stateless("dax", explain)
+    return stateless("dax", explain, prepare=prepare)

@@ -4,8 +4,9 @@ Follows ``lime_image``: SLIC superpixels (about ``n_segments``; default) or lime
 (kernel 4, max distance 200, ratio 0.2; 15x slower on a CPU core per image); a
 switched-off superpixel takes its own mean colour (or a fixed colour); the first sample is the intact image; samples are
 weighted by ``sqrt(exp(-d^2 / 0.25^2))`` of their cosine distance to it; ridge (alpha 1, intercept)
-fits the class probability. Superpixels are computed on the host by scikit-image through
-``jax.pure_callback``; everything else runs on the accelerator, chunked over samples.
+fits the class probability. Superpixels are computed on the host by scikit-image (the explainer's
+``prepare`` step, or ``jax.pure_callback`` when ``explain`` is called without them); everything else
+runs on the accelerator, chunked over samples.
 """
 
 from __future__ import annotations
@@ -38,18 +39,17 @@ def segment(image: np.ndarray, method: str, max_segments: int, n_segments: int) 
     return np.minimum(labels, max_segments - 1).astype(np.int32)
 
 
+def host_superpixels(images: np.ndarray, method: str = "slic", max_segments: int = 256, n_segments: int = 50) -> np.ndarray:
+    """Superpixels of a batch ``[B, H, W, 3]`` as ``[B, H, W]`` int32, on a host thread pool (scikit-image
+    releases the GIL in its compiled loops)."""
+    batch = np.asarray(images)
+    with concurrent.futures.ThreadPoolExecutor(min(len(batch), os.cpu_count() or 1) or 1) as pool:
+        return np.stack(list(pool.map(lambda x: segment(x, method, max_segments, n_segments), batch)))
+
+
 def superpixels(images: jax.Array, method: str = "slic", max_segments: int = 256, n_segments: int = 50) -> jax.Array:
-    """Superpixels of a batch ``[B, H, W, 3]`` as ``[B, H, W]`` int32, callable under ``jit``.
-
-    The host callback segments the images of a batch on a thread pool (scikit-image releases the GIL
-    in its compiled loops).
-    """
-
-    def host(batch):
-        batch = np.asarray(batch)
-        with concurrent.futures.ThreadPoolExecutor(min(len(batch), os.cpu_count() or 1) or 1) as pool:
-            return np.stack(list(pool.map(lambda x: segment(x, method, max_segments, n_segments), batch)))
-
+    """:func:`host_superpixels` callable under ``jit`` (a ``jax.pure_callback``)."""
+    host = lambda batch: host_superpixels(batch, method, max_segments, n_segments)
     shape = jax.ShapeDtypeStruct(images.shape[:3], jnp.int32)
     return jax.pure_callback(host, shape, images, vmap_method="broadcast_all")
 
@@ -95,9 +95,13 @@ def lime(num_samples: int = 1000, segmentation: str = "slic", max_segments: int 
         coef = weighted_ridge(features, probs, weights)
         return jnp.where(present, coef, 0.0)[segments]
 
-    def explain(state, params, images, labels, *, key):
+    def prepare(images):
+        return {"segments": host_superpixels(images, segmentation, max_segments, n_segments)}
+
+    def explain(state, params, images, labels, *, key, segments=None):
         keys = per_example_keys(key, images.shape[0])
-        segments = superpixels(images, segmentation, max_segments, n_segments)
+        if segments is None:
+            segments = superpixels(images, segmentation, max_segments, n_segments)
         return map_images(lambda *example: explain_one(state, params, *example), images, labels, segments, keys)
 
-    return stateless("lime", explain)
+    return stateless("lime", explain, prepare=prepare)

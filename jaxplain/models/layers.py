@@ -52,3 +52,34 @@ class DepthwiseConv(nn.Module):
                 window = padded[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s, :]
                 out = out + window * kernel[i, j, 0]
         return out
+
+
+class LoopConv(nn.Module):
+    """A k x k convolution ("SAME" padding, stride 1, bias) with ``nn.Conv``'s parameters, for networks
+    trained inside ``lax.scan`` (DAX trains two per image).
+
+    On the CPU, XLA computes the kernel gradient of a convolution in a loop body 10-20x slower than
+    outside one; written as a matrix product (over image patches when they are few, else over the
+    k*k shifted copies of the input) it runs at full speed. Accelerators use the library convolution.
+    """
+
+    features: int
+    kernel_size: int
+
+    @nn.compact
+    def __call__(self, x):
+        k, channels = self.kernel_size, x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        if jax.default_backend() != "cpu":
+            out = lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        elif channels * k * k <= 256:  # patches are small: one matrix product
+            patches = lax.conv_general_dilated_patches(x, (k, k), (1, 1), "SAME",
+                                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            out = patches @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(-1, self.features)  # patch order (C, kh, kw)
+        else:
+            pads = lax.padtype_to_pads(x.shape[1:3], (k, k), (1, 1), "SAME")
+            padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+            height, width = x.shape[1:3]
+            out = sum(padded[:, i:i + height, j:j + width, :] @ kernel[i, j] for i in range(k) for j in range(k))
+        return out + bias

@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxplain.models.layers import LoopConv
+
 
 class MaskNet(nn.Module):
     features: int = 32
@@ -25,8 +27,8 @@ class MaskNet(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        h = nn.leaky_relu(nn.Conv(self.features, (self.kernel, self.kernel))(x))
-        h = nn.leaky_relu(nn.Conv(1, (self.kernel, self.kernel))(h))
+        h = nn.leaky_relu(LoopConv(self.features, self.kernel)(x))
+        h = nn.leaky_relu(LoopConv(1, self.kernel)(h))
         h = nn.max_pool(h, (self.pool, self.pool), strides=(self.pool, self.pool))
         h = jnp.repeat(jnp.repeat(h, self.pool, axis=1), self.pool, axis=2)  # nearest upsampling
         h = nn.leaky_relu(h)

@@ -1,0 +1,82 @@
+"""Paired differences between the methods of one evaluation run (the records of `jaxplain evaluate`).
+
+For every image explained by both methods, the difference of a per-image score: ``ins-del``
+(insertion - deletion, the default), ``insertion``, ``deletion`` (sign flipped, so positive is
+better), ``gridpg`` or ``localisation`` (hit rate: 1 - miss). Prints mean ± standard error, the
+number of images where the first method wins, ties and n, for each method against ``--against``
+(default: every pair):
+
+    python experiments/paired.py results/imagenet_dev_heldout --against gradcam
+    python experiments/paired.py runs/gfi-dev-layers --metric gridpg --against gfi
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+SCORES = {
+    "ins-del": lambda r: r["insertion"] - r["deletion"],
+    "insertion": lambda r: r["insertion"],
+    "deletion": lambda r: -r["deletion"],
+    "gridpg": lambda r: r["gridpg"],
+    "localisation": lambda r: 1.0 - r["localisation_miss"],
+}
+
+
+def per_image(records: list[dict], metric: str) -> dict[str, dict[int, float]]:
+    """``{method: {image index: score}}`` for the records that carry the metric."""
+    out: dict[str, dict[int, float]] = {}
+    for record in records:
+        try:
+            out.setdefault(record["method"], {})[record["index"]] = SCORES[metric](record)
+        except KeyError:
+            continue
+    return out
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> dict:
+    """Mean and standard error of ``a - b`` over their common images, wins of ``a``, ties and n."""
+    common = sorted(set(a) & set(b))
+    d = np.asarray([a[i] - b[i] for i in common])
+    n = len(d)
+    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return {"mean": float(d.mean()) if n else float("nan"), "se": se, "wins": int((d > 0).sum()),
+            "ties": int((d == 0).sum()), "n": n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="an evaluation folder (with records.jsonl)")
+    parser.add_argument("--metric", choices=tuple(SCORES), default="ins-del")
+    parser.add_argument("--against", help="compare every method with this one (default: all pairs)")
+    parser.add_argument("--methods", help="comma-separated subset of methods")
+    parser.add_argument("--limit", type=int, help="only images with index < LIMIT")
+    args = parser.parse_args()
+
+    lines = (args.run / "records.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    if args.limit is not None:
+        records = [r for r in records if r["index"] < args.limit]
+    scores = per_image(records, args.metric)
+    methods = [m for m in (args.methods.split(",") if args.methods else scores) if m in scores]
+    if args.against:
+        pairs = [(m, args.against) for m in methods if m != args.against]
+    else:
+        pairs = list(itertools.combinations(methods, 2))
+    print(f"{args.run}: paired differences of {args.metric} (first minus second; positive favours the first)\n")
+    print("| first | second | mean difference ± SE | first wins | ties | n |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for first, second in pairs:
+        result = paired(scores[first], scores[second])
+        print(f"| {first} | {second} | {result['mean']:+.3f} ± {result['se']:.3f} | {result['wins']} | "
+              f"{result['ties']} | {result['n']} |")
+
+
+if __name__ == "__main__":
+    main()
