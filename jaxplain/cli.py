@@ -285,6 +285,34 @@ def train_speech_classifier(
     typer.echo(f"accuracy on held-out voices {config['test_accuracy']:.2%}; wrote {out}")
 
 
+@train_app.command("surrogate")
+def train_surrogate(
+    teacher: Annotated[str, typer.Option(help="the model to explain: cifar10_resnet_small or efficientnet_lite0")],
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="training data (default: the preset's)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="artefact folder (default checkpoints/surrogate_TEACHER)")] = None,
+    workdir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/surrogate_TEACHER); rerun to resume")] = None,
+    epochs: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    limit: Annotated[Optional[int], typer.Option(help="training images (smoke test)")] = None,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
+):
+    """Train the attentive surrogate explainer of TEACHER (student + explanation network, seed 004)."""
+    from jaxplain.train import surrogate_trainer
+
+    presets = {"cifar10_resnet_small": "cifar10", "cifar10_resnet": "cifar10", "efficientnet_lite0": "imagenet"}
+    if teacher not in presets:
+        raise UsageError(f"no surrogate recipe for {teacher!r}; choose one of: {', '.join(presets)}")
+    changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "limit": limit, "data": data}.items()
+               if v is not None}
+    recipe = surrogate_trainer.preset(presets[teacher], raw_data, teacher=teacher, **changes)
+    out = out or Path(f"checkpoints/surrogate_{teacher}")
+    config = surrogate_trainer.train(recipe, out, workdir or Path(f"runs/surrogate_{teacher}"), data_dir=tfds_dir,
+                                     raw_data=raw_data, command=_command_line())
+    typer.echo(f"student top-1 {config['student_top1']:.2%} (teacher {config['teacher_top1']:.2%}), agreement with "
+               f"the teacher {config['agreement']:.2%} on {config['holdout_images']} held-out images; wrote {out}")
+
+
 @train_app.command("vae")
 def train_vae(
     preset: Annotated[str, typer.Argument(help="cifar10 (32 px, for cifar10_resnet) or imagenet64 (for efficientnet_lite0)")],
@@ -349,8 +377,21 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the underlying click parser
             e.show()
             return e.exit_code
-        raise
+        return report_internal_error(e)
     return 0
+
+
+def report_internal_error(error: Exception) -> int:
+    """An unexpected failure (a bug, or a resource the machine lacks): one line, the traceback saved to a file."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="jaxplain-error-", suffix=".txt", delete=False) as f:
+        traceback.print_exception(error, file=f)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    print(f"internal error: {type(error).__name__}: {first[:300]} (full traceback in {f.name}; please report it)",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ heard it plus, per method, the clip keeping only the ``AUDIO_KEEP`` most salient
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
+from jaxplain.files import atomic_path, check_output_folder, write_text
 from jaxplain.model import Model
 from jaxplain.validation import check_labels
 from jaxplain.viz import save_overlay, write_index
@@ -49,18 +49,6 @@ def _write_clips(out: Path, stem: str, model: Model, path, saliency_by_method: d
     return written
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def explain_files(
     model: Model,
     methods: Sequence[str],
@@ -80,6 +68,9 @@ def explain_files(
     """
     if not paths:
         raise UsageError("no images given; pass one or more image files")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
+    check_output_folder(out)
     hyperparameters = hyperparameters or {}
     explainers = {m: runner.make_explainer(m, model, **hyperparameters.get(m, {})) for m in methods}
     images = np.stack([model.preprocessing.load(p) for p in paths])
@@ -96,6 +87,9 @@ def explain_files(
         maps[method] = runner.explain(model, explainers[method], images, targets, key=seed, batch_size=batch_size)
 
     out = Path(out)
+    for stale in ("overlays", "audio"):  # an earlier run's pictures and clips must not stay beside these
+        for old in (out / stale).glob("*") if (out / stale).is_dir() else ():
+            old.unlink()
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, rows = [], []
     for i, path in enumerate(paths):
@@ -123,14 +117,15 @@ def explain_files(
         records.append(record)
         caption = f"{Path(path).name}: {record['class_name']} ({record['probability']:.1%})"
         rows.append({"caption": caption, "cells": cells})
-    _atomic_savez(
-        out / "results.npz",
-        files=np.asarray([str(p) for p in paths]),
-        class_index=np.asarray(targets, np.int32),
-        probabilities=probabilities.astype(np.float32),
-        **{f"maps_{m}": maps[m] for m in methods},
-    )
-    _atomic_write_text(out / "results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records}, indent=1))
+    with atomic_path(out / "results.npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            files=np.asarray([str(p) for p in paths]),
+            class_index=np.asarray(targets, np.int32),
+            probabilities=probabilities.astype(np.float32),
+            **{f"maps_{m}": maps[m] for m in methods},
+        )
+    write_text(out / "results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records}, indent=1))
     columns = (["clip"] if _is_audio(model) else []) + list(methods)
     write_index(out / "index.html", title, rows, columns, notes=f"model {model.name}; seed {seed}")
     return records

@@ -45,6 +45,8 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 def load_image(path: str | Path) -> np.ndarray:
     """Reads any Pillow-readable file as uint8 RGB ``[H, W, 3]``; unreadable files raise :class:`InputFileError`."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, not an image file; give image files (or a labelled folder as --data)")
     if not path.is_file():
         raise InputFileError(f"{path}: no such image file; check the path")
     try:
@@ -52,6 +54,8 @@ def load_image(path: str | Path) -> np.ndarray:
             image.load()
             image = ImageOps.exif_transpose(image)
             rgb = to_rgb(image)
+    except Image.DecompressionBombError as e:
+        raise InputFileError(f"{path}: the image is too large to decode safely ({e}); downscale it first") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputFileError(f"{path}: cannot decode image ({e}); give a complete JPEG, PNG or other image file") from e
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import urllib.parse
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from jaxplain.files import atomic_path, write_text  # noqa: E402
 
 
 def normalise(saliency: np.ndarray) -> np.ndarray:
@@ -29,14 +30,13 @@ def atomic_savefig(fig, path: Path, *, palette: bool = False, **kwargs) -> None:
 
     ``palette=True`` stores a PNG with a 256-colour palette: about a third of the bytes for overlays,
     which matters when an evaluation writes hundreds of them."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if palette:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", **kwargs)
-        Image.open(buffer).convert("RGB").quantize(256).save(tmp, format="png", optimize=True)
-    else:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if palette:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", **kwargs)
+            Image.open(buffer).convert("RGB").quantize(256).save(tmp, format="png", optimize=True)
+        else:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
 
 
 def save_overlay(path: str | Path, image: np.ndarray, saliency: np.ndarray, title: str, *, alpha: float = 0.5) -> None:
@@ -111,6 +111,4 @@ def write_index(path: str | Path, title: str, rows: Sequence[dict], columns: Seq
         f"<body><h1>{html.escape(title)}</h1><p>{html.escape(notes)}</p>{extra_html}"
         f"<table><tr><th>image</th>{head}</tr>{''.join(body)}</table></body></html>"
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page)
-    os.replace(tmp, path)
+    write_text(path, page)

@@ -30,10 +30,11 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 def save_flat(path: Path, tree: dict) -> None:
     """Writes a nested dict of arrays as one ``.npz`` (keys joined by ``/``), atomically."""
+    from jaxplain.files import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **flatten_dict(tree, sep="/"))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **flatten_dict(tree, sep="/"))
 
 
 def load_flat(path: Path) -> dict:

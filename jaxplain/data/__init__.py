@@ -96,7 +96,7 @@ def open_source(spec: str, *, num_classes: int | None = None, data_dir=None, raw
     if num_classes is not None and "label" in builder.info.features:
         label = builder.info.features["label"]
         known = getattr(label, "num_classes", None)
-        if known is not None and known > num_classes:
+        if known is not None and known != num_classes:
             raise UsageError(f"tfds:{parsed.name} has {known} classes but the model has {num_classes}; pick a matching model")
     return source, split
 

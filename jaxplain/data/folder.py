@@ -53,6 +53,12 @@ class FolderSource:
             raise InputFileError(f"{path}: not a folder; give a folder of images with {LABELS_FILE} (or a .tsv file)")
         self.rows = read_labels(path)
         self.folder = path.parent if path.suffix == ".tsv" else path
+        if not self.rows:
+            raise InputFileError(f"{path}: no images listed; add rows to {LABELS_FILE} (columns 'file' and 'class_index')")
+        missing = [f for f, _, _ in self.rows if not (self.folder / f).is_file()]
+        if missing:
+            raise InputFileError(f"{path}: {len(missing)} listed file(s) do not exist, e.g. {self.folder / missing[0]}; "
+                                 f"fix {LABELS_FILE} or add the files")
         if num_classes is not None:
             bad = [(f, c) for f, c, _ in self.rows if not 0 <= c < num_classes]
             if bad:

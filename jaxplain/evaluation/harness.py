@@ -29,6 +29,7 @@ from jaxplain import runner
 from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
+from jaxplain.files import check_output_folder, write_text
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask, grid_pointing_score,
@@ -116,7 +117,7 @@ def _check_resume(out: Path, identity: dict) -> None:
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(identity, indent=1))
+        write_text(path, json.dumps(identity, indent=1))
 
 
 @functools.lru_cache(maxsize=8)
@@ -172,11 +173,18 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     out = Path(out)
     if config.protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {config.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if config.limit is not None and config.limit < 1:
+        raise UsageError(f"--limit must be at least 1; got {config.limit}")
+    if config.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {config.batch_size}")
     explainers = {label: runner.make_explainer(config.aliases.get(label, label), model, **hp)
                   for label, hp in config.methods.items()}
     source, _ = open_source(config.data, num_classes=model.num_classes, data_dir=data_dir, raw_data=raw_data)
     config = config.resolved(grid=bool(getattr(source, "has_cells", False)))
     n = len(source) if config.limit is None else min(config.limit, len(source))
+    if n == 0:
+        raise UsageError(f"--data {config.data} holds no images")
+    check_output_folder(out)
     _check_resume(out, config.identity(model.name))
     (out / "examples").mkdir(exist_ok=True)
     records_path = out / RECORDS

@@ -17,11 +17,14 @@ from jaxplain.explainers.reference import centre, random
 from jaxplain.explainers.relabel import relabel
 from jaxplain.explainers.rise import rise
 from jaxplain.explainers.scorecam import scorecam
+from jaxplain.explainers.settings import check_settings
+from jaxplain.explainers.surrogate import surrogate
 
 EXPLAINERS: dict[str, Callable[..., Explainer]] = {
     "relabel": relabel,
     "gfi": gfi,
     "dax": dax,
+    "surrogate": surrogate,
     "gradcam": gradcam,
     "scorecam": scorecam,
     "rise": rise,
@@ -40,9 +43,10 @@ def get(name: str, **hyperparameters) -> Explainer:
     """The explainer ``name`` built with ``hyperparameters``; unknown names raise :class:`UsageError`."""
     if name not in EXPLAINERS:
         raise UsageError(f"unknown method {name!r}; choose one of: {', '.join(EXPLAINERS)}")
+    check_settings(name, EXPLAINERS[name], hyperparameters)
     try:
         return EXPLAINERS[name](**hyperparameters)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # a combination the factory rejects (e.g. num_masks not a multiple of chunk)
         raise UsageError(f"method {name!r}: {e}") from e
 
 

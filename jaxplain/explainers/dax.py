@@ -22,7 +22,8 @@ explained for class ``c``:
    is the min-max normalised mean of these masks, resized to the input.
 
 Defaults are the reference's (3000 samples, 128 px, batch 16, lr 1e-3, masks after 0-5 epochs);
-``resolution=None`` means 128 px, or the input's own size when it is smaller.
+``resolution=None`` means 128 px, or the input's own size when it is smaller; ``border=None`` means
+the reference's 7 px at 128 px, scaled to the resolution.
 Differences: the reference trains 9 epochs, but only the masks of epochs 0-5 enter its map, so
 training stops after the last recorded mask; it holds out 10 % of the samples for a validation loss
 that never enters the map, so all samples train here; its colour augmentation (part of each batch
@@ -79,18 +80,25 @@ def perturb(x: jax.Array, fill: jax.Array, segments: jax.Array, switches: jax.Ar
     return jnp.where(keep, x[None], fill[None])
 
 
-def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inputs, targets, weights, key):
-    """The DAX objective on one batch; returns ``(loss, new batch statistics)``."""
+def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inputs, targets, weights, key,
+             complement: str = "joint"):
+    """The DAX objective on one batch; returns ``(loss, new batch statistics)``.
+
+    ``complement="joint"`` (the reference) trains the student on both terms; ``"mask"`` lets the
+    complement term train only the mask network (the student is held fixed in it), so the student
+    cannot learn to anti-predict the teacher from what the mask leaves out.
+    """
     mask = mask_net.apply(variables["mask"], inputs)
 
-    def student_pass(x, stats, pass_key):  # two passes, as the reference: each normalises by its own batch
-        out, updates = student.apply({"params": variables["student"], "batch_stats": stats}, x, train=True,
+    def student_pass(x, stats, pass_key, params):  # two passes, as the reference: each normalises by its own batch
+        out, updates = student.apply({"params": params, "batch_stats": stats}, x, train=True,
                                      rngs={"dropout": pass_key}, mutable=["batch_stats"])
         return out, updates["batch_stats"]
 
     kept_key, removed_key = jax.random.split(key)
-    kept, batch_stats = student_pass(inputs * mask, batch_stats, kept_key)
-    removed, batch_stats = student_pass(inputs * (1.0 - mask), batch_stats, removed_key)
+    kept, batch_stats = student_pass(inputs * mask, batch_stats, kept_key, variables["student"])
+    fixed = variables["student"] if complement == "joint" else jax.lax.stop_gradient(variables["student"])
+    removed, batch_stats = student_pass(inputs * (1.0 - mask), batch_stats, removed_key, fixed)
     loss = jnp.mean(weights * (kept - targets) ** 2) - jnp.mean(weights * (removed - targets) ** 2)
     return loss, batch_stats
 
@@ -128,11 +136,14 @@ def dax(
     batch_size: int = 16,
     learning_rate: float = 1e-3,
     averaged_epochs: int = 6,
-    border: int = 7,
+    border: int | None = None,
     chunk: int = 100,
     images_per_step: int = 4,
+    complement: str = "joint",
 ) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
+    if complement not in ("joint", "mask"):
+        raise ValueError(f"complement must be 'joint' (the reference) or 'mask', not {complement!r}")
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, not {segmentation!r}")
     if num_samples % chunk:
@@ -180,6 +191,7 @@ def dax(
     def train(x, segments, switches, targets, key):
         """Trains the mask and student networks on one input's samples; returns the map ``[H, W]``."""
         side = resolution or student_resolution(x.shape[:2], pool)
+        edge = border if border is not None else round(7 * side / 128)  # the reference's 7 px at 128 px
         small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * input_scale
         x_small = small(x)
         fill_small = small(segment_means(x, segments, max_segments))
@@ -199,15 +211,15 @@ def dax(
             inputs = perturb(x_small, fill_small, segments_small, batch_switches)
             grad_fn = jax.grad(dax_loss, has_aux=True)
             grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
-                                         jax.random.fold_in(dropout_key, index))
+                                         jax.random.fold_in(dropout_key, index), complement)
             updates, opt_state = optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
 
         def epoch(carry, _):
             carry, _ = jax.lax.scan(step, carry, data)
-            return carry, recorded_map(mask_net, carry[0]["mask"], x_small, pool, border)
+            return carry, recorded_map(mask_net, carry[0]["mask"], x_small, pool, edge)
 
-        first = recorded_map(mask_net, params["mask"], x_small, pool, border)
+        first = recorded_map(mask_net, params["mask"], x_small, pool, edge)
         carry = (params, variables["student"]["batch_stats"], optimiser.init(params), 0)
         _, later = jax.lax.scan(epoch, carry, None, length=averaged_epochs - 1)
         mean = minmax((first + later.sum(0)) / averaged_epochs)

@@ -123,6 +123,9 @@ def relabel(
     if student_optimiser not in OPTIMISERS:
         raise ValueError(f"student_optimiser must be one of {tuple(OPTIMISERS)}, not {student_optimiser!r}")
     train_count = int(round(num_samples * (1.0 - holdout)))
+    if not 1 <= train_count < num_samples:
+        raise ValueError(f"holdout {holdout} of {num_samples} samples leaves {train_count} to train on and "
+                         f"{num_samples - train_count} to check the student; both must be at least 1")
 
     def init(key, model, sample=None) -> State:
         del key, sample

@@ -40,26 +40,30 @@ def create_state(params, model_state, optimizer: optax.GradientTransformation) -
     return TrainState(jnp.asarray(0, jnp.int32), params, model_state, optimizer.init(params))
 
 
-def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, mesh=None):
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, mesh=None, constants=None):
     """``step(state, batch, key) -> (state, metrics)`` for ``loss_fn(params, model_state, batch, key)``.
 
     ``loss_fn`` returns ``(loss, (new_model_state, metrics))``; metrics are scalars averaged over the
-    batch. Batch leaves are sharded along their leading axis over ``mesh``.
+    batch. Batch leaves are sharded along their leading axis over ``mesh``. ``constants`` (e.g. a frozen
+    teacher's params) are passed to ``loss_fn`` as a fifth argument, replicated: an argument of the
+    compiled step, never a constant baked into it.
     """
     mesh = mesh or data_mesh()
     replicated = NamedSharding(mesh, P())
     sharded = NamedSharding(mesh, P(DATA_AXIS))
 
-    def step(state: TrainState, batch, key):
+    def step(state: TrainState, batch, key, constants):
+        extra = () if constants is None else (constants,)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state, batch, key)
+        (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state, batch, key, *extra)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, **metrics, "grad_norm": optax.global_norm(grads)}
         return TrainState(state.step + 1, params, model_state, opt_state), metrics
 
-    return jax.jit(step, in_shardings=(replicated, sharded, replicated), out_shardings=(replicated, replicated),
-                   donate_argnums=0)
+    compiled = jax.jit(step, in_shardings=(replicated, sharded, replicated, replicated),
+                       out_shardings=(replicated, replicated), donate_argnums=0)
+    return lambda state, batch, key: compiled(state, batch, key, constants)
 
 
 class MetricsLog:

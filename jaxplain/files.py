@@ -1,0 +1,43 @@
+"""Writing outputs safely: atomic replacement of files, and output folders checked before any work."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from jaxplain.errors import UsageError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary path beside ``path``; on success it replaces ``path`` in one step, so readers and
+    interrupted jobs never see a half-written file. The temporary name keeps ``path``'s suffix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """Checks, without creating anything, that ``out`` is (or can be created as) a writable folder;
+    raises a :class:`UsageError` naming the fix otherwise. Run it before the work starts."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is created if needed)")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out} cannot be written ({existing} is read-only); choose a writable folder")
+    return out

@@ -1,0 +1,64 @@
+"""The attentive surrogate: network shapes, its losses by hand, and train -> load -> explain on a tiny teacher."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxplain import runner
+from jaxplain.errors import UsageError
+from jaxplain.nets.surrogate import Surrogate
+from jaxplain.train.surrogate_trainer import SurrogateRecipe, distillation_losses, explanation_loss, train
+from jaxplain.zoo import MODELS
+from tests.conftest import make_tiny_model
+
+
+def test_the_network_returns_logits_and_a_map_in_unit_range():
+    network = Surrogate(num_classes=5, width=8)
+    x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    variables = jax.jit(network.init)(jax.random.key(1), x)
+    logits, maps = jax.jit(network.apply)(variables, x)
+    assert logits.shape == (2, 5) and maps.shape == (2, 16, 16)
+    assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+
+
+def test_distillation_and_explanation_losses_by_hand():
+    teacher = jnp.array([[2.0, 0.0, -1.0]])
+    assert float(distillation_losses(teacher, teacher, jnp.array([0]), 1.0, 1.0)[0]) == pytest.approx(0.0, abs=1e-6)
+    ce = -jax.nn.log_softmax(teacher)[0, 1]
+    assert float(distillation_losses(teacher, teacher, jnp.array([1]), 0.0, 1.0)[0]) == pytest.approx(float(ce))
+    # a map of ones keeps the image, so the teacher keeps its prediction exactly
+    model = make_tiny_model()
+    x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    logits = model.logits(model.params, x)
+    fill = jnp.zeros(3)
+    kept = explanation_loss(model.apply_fn, model.params, x, jnp.ones((2, 16, 16)), logits, fill)
+    removed = explanation_loss(model.apply_fn, model.params, x, jnp.zeros((2, 16, 16)), logits, fill)
+    np.testing.assert_allclose(kept, 0.0, atol=1e-6)
+    assert float(removed.min()) > 0.0
+
+
+def test_train_load_and_explain_with_a_tiny_teacher(tmp_path, monkeypatch):
+    monkeypatch.setitem(MODELS, "tiny", make_tiny_model)
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rows = ["file\tclass_index"]
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        rows.append(f"{i}.png\t{i % 5}")
+    (folder / "labels.tsv").write_text("\n".join(rows) + "\n")
+    recipe = SurrogateRecipe(teacher="tiny", data=str(folder), holdout=str(folder), folder_rows="even", width=8,
+                             epochs=2, batch_size=4, bf16=False, holdout_limit=12)
+    config = train(recipe, tmp_path / "surrogate", tmp_path / "run")
+    assert config["train_images"] == 12 and config["holdout_images"] == 12
+    assert 0.0 <= config["agreement"] <= 1.0 and 0.0 < config["map_mean"] < 1.0
+    model = make_tiny_model()
+    images = rng.uniform(size=(3, 16, 16, 3)).astype(np.float32)
+    maps = runner.explain(model, "surrogate", images, [0, 1, 2], checkpoint=str(tmp_path / "surrogate"))
+    again = runner.explain(model, "surrogate", images, [4, 4, 4], checkpoint=str(tmp_path / "surrogate"))
+    assert maps.shape == (3, 16, 16) and np.isfinite(maps).all()
+    np.testing.assert_allclose(maps, again)  # class-agnostic, as in the paper
+    with pytest.raises(UsageError, match="jaxplain train surrogate --teacher tiny"):
+        runner.explain(model, "surrogate", images)
