@@ -153,11 +153,11 @@ def evaluate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("demo_out"),
-    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "relabel,gfi,gradcam,rise",
+    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "relabel,gfi,dax,gradcam,rise",
     seed: int = 0,
     settings: SetOption = None,
 ):
-    """Explain four photos bundled with scikit-image (chelsea, coffee, astronaut, rocket)."""
+    """Explain four photos bundled with scikit-image (chelsea, coffee, astronaut, rocket) and one spoken digit."""
     from jaxplain.demo import run_demo
 
     methods = split_methods(method)

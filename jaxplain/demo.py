@@ -1,4 +1,5 @@
-"""The demo: explain four real photos that ship with scikit-image, with the ImageNet teacher."""
+"""The demo: explain four real photos that ship with scikit-image with the ImageNet teacher, and one
+held-out spoken digit with the audio teacher (page ``speech/index.html``, linked from the main page)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from jaxplain.images import save_png
 from jaxplain.zoo import load_model
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-DEMO_METHODS = ("relabel", "gfi", "gradcam", "rise")
-# RISE with 1000 masks instead of 4000 keeps the demo to a few minutes on a CPU.
-DEMO_SETTINGS = {"rise": {"num_masks": 1000}}
+DEMO_METHODS = ("relabel", "gfi", "dax", "gradcam", "rise")
+# Fewer samples than the defaults keep the demo to about ten minutes on a 2-core CPU: RISE with 1000
+# masks instead of 4000, DAX with 500 perturbations at 64 px instead of 3000 at 128 px.
+DEMO_SETTINGS = {"rise": {"num_masks": 1000}, "dax": {"num_samples": 500, "resolution": 64}}
+AUDIO_MODEL = "spoken_digits_cnn"
+AUDIO_METHODS = ("dax", "occlusion", "gradcam")
+AUDIO_SETTINGS = {"dax": {"num_samples": 500}}
 
 
 def write_photos(folder: Path) -> list[Path]:
@@ -31,9 +36,15 @@ def write_photos(folder: Path) -> list[Path]:
 
 def run_demo(out: str | Path, methods: Sequence[str] = DEMO_METHODS, *, seed: int = 0,
              hyperparameters: dict[str, dict] | None = None) -> list[dict]:
+    from jaxplain.assets import clips
+
     out = Path(out)
     paths = write_photos(out / "inputs")
     model = load_model("efficientnet_lite0")
     settings = {m: DEMO_SETTINGS.get(m, {}) | (hyperparameters or {}).get(m, {}) for m in methods}
+    speech = load_model(AUDIO_MODEL)
+    explain_files(speech, list(AUDIO_METHODS), clips()[:1], out / "speech", seed=seed, hyperparameters=AUDIO_SETTINGS,
+                  title=f"jaxplain demo: {speech.name} on a held-out spoken digit")
+    link = '<p>Audio: <a href="speech/index.html">a spoken digit explained</a> (spectrogram maps and masked clips).</p>'
     return explain_files(model, list(methods), paths, out, seed=seed, hyperparameters=settings, batch_size=4,
-                         title=f"jaxplain demo: {model.name} on scikit-image photos")
+                         title=f"jaxplain demo: {model.name} on scikit-image photos", extra_html=link)

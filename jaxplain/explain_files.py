@@ -60,6 +60,7 @@ def explain_files(
     hyperparameters: dict[str, dict] | None = None,
     batch_size: int = 8,
     title: str = "jaxplain explanations",
+    extra_html: str = "",
 ) -> list[dict]:
     """Writes ``out/overlays/*.png``, ``out/results.npz``, ``out/results.json`` and ``out/index.html``.
 
@@ -127,5 +128,5 @@ def explain_files(
         )
     write_text(out / "results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records}, indent=1))
     columns = (["clip"] if _is_audio(model) else []) + list(methods)
-    write_index(out / "index.html", title, rows, columns, notes=f"model {model.name}; seed {seed}")
+    write_index(out / "index.html", title, rows, columns, notes=f"model {model.name}; seed {seed}", extra_html=extra_html)
     return records

@@ -59,9 +59,39 @@ def predict(model: Model, images, *, params=None, batch_size: int = 64, mesh=Non
     return np.concatenate([np.asarray(o) for o in out]) if out else np.zeros((0, model.num_classes), np.float32)
 
 
+def _freeze(value):
+    """A hashable stand-in for a setting value (lists become tuples), or the value itself."""
+    return tuple(_freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+_EXPLAINERS: dict = {}
+_STATES: dict = {}
+
+
+def cached_explainer(method: str, **hyperparameters) -> Explainer:
+    """The registry's explainer, built once per (method, settings): repeated calls reuse its functions and
+    so the compiled programs that belong to them."""
+    try:
+        key = (method, tuple(sorted((k, _freeze(v)) for k, v in hyperparameters.items())))
+        hash(key)
+    except TypeError:  # a setting that is an object (a loaded VAE, ...): build afresh
+        return registry.get(method, **hyperparameters)
+    if key not in _EXPLAINERS:
+        _EXPLAINERS[key] = registry.get(method, **hyperparameters)
+    return _EXPLAINERS[key]
+
+
+def initial_state(explainer: Explainer, model: Model, key, sample) -> State:
+    """``explainer.init`` once per (explainer, model object): learned parts (a VAE, a surrogate) load once."""
+    cache_key = (explainer, id(model))
+    if cache_key not in _STATES or _STATES[cache_key][0] is not model:
+        _STATES[cache_key] = (model, explainer.init(key, model, sample))
+    return _STATES[cache_key][1]
+
+
 def make_explainer(method: str | Explainer, model: Model, **hyperparameters) -> Explainer:
     """Looks ``method`` up in the registry and checks the model can serve it."""
-    explainer = method if isinstance(method, Explainer) else registry.get(method, **hyperparameters)
+    explainer = method if isinstance(method, Explainer) else cached_explainer(method, **hyperparameters)
     if explainer.needs_taps and not model.supports_taps:
         raise UsageError(
             f"method {explainer.name!r} needs feature gradients, which model {model.name!r} does not expose; "
@@ -125,7 +155,7 @@ def explain(
     explainer = make_explainer(method, model, **hyperparameters)
     key = jax.random.key(key) if isinstance(key, int) else key
     if state is None:
-        state = explainer.init(jax.random.fold_in(key, -1 % 2**31), model, images[:1])
+        state = initial_state(explainer, model, jax.random.fold_in(key, -1 % 2**31), images[:1])
     indices = np.arange(len(images)) if indices is None else np.asarray(indices)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(indices, jnp.uint32))
     fn = _explain_fn(explainer.explain)
