@@ -2,7 +2,8 @@
 # Reproduces the trained artefacts in checkpoints/ and the tables in results/README.md, stage by stage:
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
-#       accuracy eval-imagenet eval-cifar bench-imagenet bench-cifar
+#       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
+#       gfi-dev grids-imagenet audio-clips eval-audio bench-imagenet bench-cifar
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
 # from their last checkpoint in runs/ and evaluations from their records when run again.
@@ -28,6 +29,37 @@ for stage in "$@"; do
         --widths 48,96,192,256 --epochs 70 --no-flip-average ;;
     vae-cifar10) $JAXPLAIN train vae cifar10 ;;
     vae-imagenet64) $JAXPLAIN train vae imagenet64 ;;
+    speech-classifier)
+      # synthesises tfds:spoken_digits with espeak-ng on first use, then trains the audio teacher
+      $JAXPLAIN train speech-classifier ;;
+    surrogate-cifar10) $JAXPLAIN train surrogate --teacher cifar10_resnet_small ;;
+    surrogate-imagenet) $JAXPLAIN train surrogate --teacher efficientnet_lite0 ;;
+    gfi-dev)
+      # GFI's layer and settings, chosen on development grids (even rows of imagenet-dev) only
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" even runs/imagenet-dev-dev.tsv
+      $JAXPLAIN data grids --data runs/imagenet-dev-dev.tsv --out runs/grids-dev --count 64 --seed 0
+      $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_stage6=gfi,gfi_stage5=gfi,gradcam \
+        --set gfi_stage6.layer=stage6 --set gfi_stage5.layer=stage5 --data runs/grids-dev --limit 64 \
+        --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-layers
+      $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_lr=gfi,gfi_pen=gfi,gfi_long=gfi \
+        --set gfi_lr.learning_rate=0.05 --set gfi_pen.target_penalty=0.2 --set gfi_pen.inversion_penalty=0.5 \
+        --set gfi_long.steps=160 --set gfi_long.decay_every=20 --set gfi_long.inversion_steps=22 \
+        --data runs/grids-dev --limit 32 --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-tuning ;;
+    grids-imagenet)
+      # localisation grids from the held-out odd rows; GridPG and localisation error of every method
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
+      $JAXPLAIN data grids --data runs/imagenet-dev-heldout.tsv --out runs/grids-test --count 64 --seed 1
+      $JAXPLAIN evaluate --model efficientnet_lite0 --data runs/grids-test --limit 256 \
+        --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
+        --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test ;;
+    audio-clips)
+      $JAXPLAIN explain jaxplain/assets/clips/*.wav --model spoken_digits_cnn --method dax,occlusion,gradcam,rise \
+        --set rise.grid=8 --out runs/audio_clips
+      $PYTHON experiments/audio_word_focus.py runs/audio_clips ;;
+    eval-audio)
+      $JAXPLAIN evaluate --model spoken_digits_cnn --data tfds:spoken_digits:test --limit 40 \
+        --methods dax,occlusion,rise,gradcam,gradient,random --set dax.num_samples=1000 --batch-size 8 \
+        --examples 4 --out results/spoken_digits_test ;;
     accuracy)
       $JAXPLAIN accuracy --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev"
       $JAXPLAIN accuracy --model cifar10_resnet --data tfds:cifar10_jpeg:test

@@ -93,3 +93,22 @@ def test_explaining_a_clip_writes_a_spectrogram_overlay_and_masked_clips(tmp_pat
     assert np.load(out / "results.npz")["maps_occlusion"].shape == (1, 33, 16)
     page = (out / "index.html").read_text()
     assert page.count("<audio") == 3  # the clip and one masked clip per method
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("method, settings", [("gradcam", {}),
+                                              ("occlusion", {})])
+def test_the_map_of_a_spoken_digit_covers_the_word_not_the_silence(method, settings):
+    from jaxplain import runner
+    from jaxplain.assets import clips
+    from jaxplain.zoo import load_model
+
+    model = load_model("spoken_digits_cnn")
+    clip = next(c for c in clips() if c.name.startswith("one_"))
+    x = model.preprocessing.load(clip)[None]
+    assert int(runner.predict(model, x).argmax()) == 1
+    energy = x[0, ..., 0].mean(axis=1)
+    word = energy > energy.min() + 0.5 * (energy.max() - energy.min())  # the frames where the word is said
+    assert 10 < word.sum() < 60
+    saliency = runner.explain(model, method, x, [1], key=0, **settings)[0]
+    assert saliency[word].mean() > 2 * saliency[~word].mean(), (saliency[word].mean(), saliency[~word].mean())
