@@ -223,6 +223,12 @@ def flip_averaged(model: Model) -> Model:
     return model.replace(apply_fn=apply_fn)
 
 
+def probabilities_of(apply_fn: ApplyFn, params, images: Array) -> Array:
+    """Class probabilities ``[B, K]`` of a model contract's ``apply_fn``: softmax in float32, whatever the
+    dtype the network computes in. The one softmax every explainer, metric and command uses."""
+    return jax.nn.softmax(apply_fn(params, images)[0].astype(jnp.float32), axis=-1)
+
+
 def feature_names(model: Model) -> list[str]:
     """Names of the features ``model`` exposes, found by tracing one input (no FLOPs spent)."""
     sample = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)

@@ -18,17 +18,14 @@ import numpy as np
 from jaxplain import explainers as registry
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, State
-from jaxplain.model import Model
+from jaxplain.model import Model, probabilities_of
 from jaxplain.parallel import _compiled, data_mesh, pad_rows, run_sharded
 from jaxplain.validation import check_images, check_labels
 
 
 @functools.lru_cache(maxsize=16)
 def _probabilities_fn(apply_fn):
-    def probabilities(params, images):
-        return jax.nn.softmax(apply_fn(params, images)[0].astype(jnp.float32), axis=-1)
-
-    return probabilities
+    return functools.partial(probabilities_of, apply_fn)
 
 
 @functools.lru_cache(maxsize=64)

@@ -143,3 +143,23 @@ def test_a_smaller_limit_reports_only_its_images(folder, tmp_path, tiny_model):
     evaluate(tiny_model, config(folder, limit=5), out)
     rows = evaluate(tiny_model, config(folder, limit=2), out)
     assert {r["n"] for r in rows} == {2}
+
+
+def test_maps_that_rank_nothing_are_flagged_not_hidden(folder, tmp_path, tiny_model):
+    from jaxplain.explainers import EXPLAINERS
+    from jaxplain.explainers.base import stateless
+
+    def flat(state, params, images, labels, *, key=None):
+        del state, params, labels, key
+        return jnp.full(images.shape[:3], jnp.nan).at[0].set(1.0)  # image 0 constant, the rest NaN
+
+    EXPLAINERS["flat"] = lambda: stateless("flat", flat)
+    try:
+        rows = evaluate(tiny_model, EvaluationConfig({"flat": {}}, str(folder), batch_size=3, limit=3), tmp_path / "r")
+    finally:
+        del EXPLAINERS["flat"]
+    records = read_records(tmp_path / "r" / "records.jsonl")
+    assert [r["map_flag"] for r in records] == ["constant", "non-finite", "non-finite"]
+    assert all(np.isfinite(r["deletion"]) for r in records)
+    assert rows[0]["degenerate_maps"] == 3
+    assert "rank nothing" in (tmp_path / "r" / "summary.md").read_text()

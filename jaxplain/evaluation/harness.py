@@ -140,8 +140,19 @@ def grid_scores(maps: np.ndarray, cells: np.ndarray, alpha: float) -> dict[str, 
     return {"gridpg": pointing, "localisation_miss": np.asarray(misses, np.float32)}
 
 
+def map_flags(maps: np.ndarray) -> list[str | None]:
+    """``"non-finite"`` or ``"constant"`` for maps that rank nothing (they are scored in raster order, and
+    the record and the summary say so), else None."""
+    flat = maps.reshape(len(maps), -1)
+    finite = np.isfinite(flat).all(axis=1)
+    constant = np.where(finite, flat.max(axis=1) == flat.min(axis=1), False)
+    return ["non-finite" if not f else "constant" if c else None for f, c in zip(finite, constant)]
+
+
 def score_maps(model: Model, config: EvaluationConfig, images, maps, targets, cells, mesh) -> dict[str, np.ndarray]:
-    """Every metric of ``config.metrics`` for a batch of maps, as ``{name: [B] or [B, steps]}``."""
+    """Every metric of ``config.metrics`` for a batch of maps, as ``{name: [B] or [B, steps]}``; non-finite
+    values of a map count as zero."""
+    maps = np.nan_to_num(np.asarray(maps, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     scores = {"intensity": np.asarray(mean_intensity(maps))}
     if "deletion_insertion" in config.metrics:
         padded = pad_rows((images, maps, targets), config.batch_size)
@@ -154,11 +165,13 @@ def score_maps(model: Model, config: EvaluationConfig, images, maps, targets, ce
 
 
 def make_record(method: str, index: int, item_id: str, label: int, probability: float, cell: int,
-                scores: dict, j: int, seconds: float, includes_compile: bool) -> dict:
+                scores: dict, j: int, seconds: float, includes_compile: bool, flag: str | None = None) -> dict:
     """One line of ``records.jsonl``: the image, the class explained and every score of its map."""
     record = {"method": method, "index": index, "id": item_id, "label": label, "probability": probability}
     if cell >= 0:
         record["cell"] = cell
+    if flag:
+        record["map_flag"] = flag
     for name in ("deletion", "insertion", "intensity", "gridpg", "localisation_miss"):
         if name in scores:
             record[name] = float(scores[name][j])
@@ -210,13 +223,17 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
                                       state=states[method], batch_size=config.batch_size, fixed_shape=True, mesh=mesh)
                 seconds = (time.perf_counter() - start) / len(indices)
                 scores = score_maps(model, config, images, maps, targets, batch.cells[rows], mesh)
+                flags = map_flags(maps)
+                if any(flags):
+                    tqdm.write(f"warning: {method} gave {sum(map(bool, flags))} map(s) that rank nothing "
+                               f"({', '.join(sorted(set(filter(None, flags))))}); recorded as map_flag")
                 records = []
                 for j, (row, index) in enumerate(zip(rows, indices)):
                     if index < config.examples:
                         np.save(out / "examples" / f"{method}_{index}.npy", maps[j].astype(np.float16))
                     records.append(make_record(method, int(index), batch.ids[row], int(targets[j]),
                                                float(probabilities[row, targets[j]]), int(batch.cells[row]),
-                                               scores, j, seconds, method not in compiled))
+                                               scores, j, seconds, method not in compiled, flags[j]))
                 compiled.add(method)
                 append_records(records_path, records)
                 done.update((method, int(i)) for i in indices)
@@ -246,6 +263,7 @@ def summarise(records: list[dict], methods) -> list[dict]:
             values = [r[name] for r in mine if name in r]
             row[column], row[f"{column}_se"] = _mean_se(values) if values else (float("nan"), float("nan"))
         row["intensity"] = float(np.mean([r["intensity"] for r in mine]))
+        row["degenerate_maps"] = sum("map_flag" in r for r in mine)
         row["maps_per_s"] = len(timed) / sum(r["seconds"] for r in timed)
         rows.append(row)
     return rows
@@ -265,6 +283,9 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         cells = " | ".join(f"{r[c]:{f}} ± {r[c + '_se']:{f}}" for c, _, f in columns)
         lines.append(f"| {r['method']} | {r['n']} | {cells} | {r['intensity']:.3f} | {r['maps_per_s']:.2f} |")
+    flagged = [f"{r['method']} {r['degenerate_maps']} of {r['n']}" for r in rows if r.get("degenerate_maps")]
+    if flagged:
+        lines.append(f"\nMaps that rank nothing (constant or non-finite; scored in raster order): {', '.join(flagged)}.")
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxplain.errors import UsageError
+from jaxplain.model import probabilities_of
 
 Array = jax.Array
 
@@ -49,7 +50,7 @@ class ModelHandle:
         return self.apply_fn(params, images)[0]
 
     def probabilities(self, params, images: Array) -> Array:
-        return jax.nn.softmax(self.logits(params, images).astype(jnp.float32), axis=-1)
+        return probabilities_of(self.apply_fn, params, images)
 
 
 @struct.dataclass

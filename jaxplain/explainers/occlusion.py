@@ -24,10 +24,8 @@ def window_masks(height: int, width: int, window: int, stride: int) -> np.ndarra
 
 
 def class_score(state, params, images, labels, target: str):
-    logits = state.model.logits(params, images)
-    if target == "probability":
-        logits = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return select(logits, labels)
+    scores = state.model.probabilities(params, images) if target == "probability" else state.model.logits(params, images)
+    return select(scores, labels)
 
 
 def occlusion(window: int | None = None, stride: int | None = None, target: str = "logit", chunk: int = 64) -> Explainer:

@@ -12,12 +12,14 @@ rule over the fraction of pixels moved, on [0, 1]. Lower deletion and higher ins
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
 from jaxplain.imageops import fill_like, gaussian_blur
+from jaxplain.model import probabilities_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +88,7 @@ def batch_deletion_insertion(apply_fn, params, images, saliency, labels, zero_pi
     """:func:`deletion_insertion` for a batch, image after image (peak memory: ``chunk`` teacher
     inputs whatever the batch size); ``apply_fn`` follows the model contract."""
 
-    def prob_fn(x):
-        return jax.nn.softmax(apply_fn(params, x)[0].astype(jnp.float32), axis=-1)
+    prob_fn = functools.partial(probabilities_of, apply_fn, params)
 
     one = lambda example: deletion_insertion(prob_fn, *example, zero_pixel, protocol, chunk)
     return jax.lax.map(one, (images, saliency, labels))
