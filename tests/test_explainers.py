@@ -122,9 +122,15 @@ def test_black_box_methods_find_the_region_the_model_uses(method, options):
 
 
 def test_rise_masks_are_smooth_binary_grids():
-    masks = random_masks(jax.random.key(0), 50, 32, 32, grid=4, p=0.5)
+    masks = np.asarray(random_masks(jax.random.key(0), 50, 32, 32, grid=4, p=0.5))
     assert masks.shape == (50, 32, 32) and float(masks.min()) >= 0 and float(masks.max()) <= 1 + 1e-6
     assert abs(float(masks.mean()) - 0.5) < 0.1
+    # smooth: neighbouring pixels differ by at most one cell's slope (1 / 8 px here); uniform noise by ~1/3
+    assert np.abs(np.diff(masks, axis=2)).max() <= 1 / 8 + 1e-5 and np.abs(np.diff(masks, axis=1)).max() <= 1 / 8 + 1e-5
+    # a grid: pixels one cell apart are independent draws, pixels a quarter cell apart nearly equal
+    near = np.corrcoef(masks[:, :, 4:-4].ravel(), masks[:, :, 6:-2].ravel())[0, 1]
+    far = np.corrcoef(masks[:, :, 4:-12].ravel(), masks[:, :, 12:-4].ravel())[0, 1]
+    assert near > 0.8 and far < 0.5
 
 
 def test_window_masks_tile_the_image():

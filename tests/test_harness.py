@@ -67,6 +67,12 @@ def test_interrupted_evaluation_resumes_without_loss_or_duplicates(folder, tmp_p
         assert row["maps_per_s"] > 0
     for name in ("summary.md", "curves.png", "index.html", "overlays/00000_rise.png"):
         assert (out / name).exists(), name
+    evaluate(tiny_model, config(folder), tmp_path / "straight")  # the same job, never interrupted
+    straight = {(r["method"], r["index"]): r for r in read_records(tmp_path / "straight" / "records.jsonl")}
+    for record in records:
+        twin = straight[(record["method"], record["index"])]
+        for name in ("deletion", "insertion", "intensity", "label"):
+            assert record[name] == pytest.approx(twin[name], abs=1e-6), (record["method"], record["index"], name)
 
 
 def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tmp_path, tiny_model):

@@ -120,6 +120,8 @@ def test_randomised_params_keep_shapes_and_statistics_but_change_weights(tiny_mo
     for old, new in zip(jax.tree_util.tree_leaves(variables["params"]), jax.tree_util.tree_leaves(shuffled["params"])):
         assert old.shape == new.shape
         np.testing.assert_allclose(np.sort(old.ravel()), np.sort(new.ravel()))
+        if old.size > 1 and np.unique(old).size > 1:
+            assert not np.array_equal(old, new)  # the weights really moved
 
 
 def test_sanity_check_gradcam_changes_with_random_weights(tiny_model, tiny_images):

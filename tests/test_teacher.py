@@ -29,4 +29,5 @@ def test_accuracy_on_real_imagenet_images(teacher, shared_data):
     from jaxplain.evaluation.accuracy import accuracy
 
     result = accuracy(teacher, str(shared_data / "imagenet-dev"), limit=100, batch_size=50)
-    assert result["n"] == 100 and result["top1"] >= 0.7 and result["top5"] >= 0.9
+    # 88 % / 96 % with the (x - 127) / 128 input; the rejected ImageNet mean/std gives 78 % / 92 % here
+    assert result["n"] == 100 and result["top1"] >= 0.84 and result["top5"] >= 0.94
