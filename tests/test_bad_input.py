@@ -117,3 +117,16 @@ def test_explaining_into_a_used_folder_leaves_no_stale_overlays(inputs, tmp_path
     assert main(["explain", str(inputs["photo"]), "--model", "tiny", "--method", "gradcam", "--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["000_a_gradcam.png"]
     assert json.loads((out / "results.json").read_text())["methods"] == ["gradcam"]
+
+
+def test_file_names_with_hash_and_percent_link_correctly(inputs, tmp_path):
+    import shutil
+    import urllib.parse
+
+    odd = tmp_path / "a#b%c.png"
+    shutil.copy(inputs["photo"], odd)
+    out = tmp_path / "odd"
+    assert main(["explain", str(odd), "--model", "tiny", "--method", "gradcam", "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    link = page.split('<img src="')[1].split('"')[0]
+    assert "#" not in link and (out / urllib.parse.unquote(link)).is_file()
