@@ -83,9 +83,14 @@ def explain_files(
         if len(labels) not in (1, len(paths)):
             raise UsageError(f"give one --label for all images or one per image; got {len(labels)} for {len(paths)} images")
         targets = check_labels(np.resize(np.asarray(labels), len(paths)), model.num_classes, len(paths))
-    maps = {}
+    maps, details = {}, {}
     for method in tqdm(methods, desc="methods", unit="method", disable=len(methods) < 2):
-        maps[method] = runner.explain(model, explainers[method], images, targets, key=seed, batch_size=batch_size)
+        maps[method], details[method] = runner.explain(model, explainers[method], images, targets, key=seed,
+                                                       batch_size=batch_size, with_details=True)
+        degenerate = int(np.sum(details[method].get("degenerate", 0.0)))
+        if degenerate:
+            tqdm.write(f"warning: {method}: {degenerate} image(s) had a degenerate neighbourhood (nearly every "
+                       "sample relabelled alike); their maps say little. See 'details' in results.json")
 
     out = Path(out)
     for stale in ("overlays", "audio"):  # an earlier run's pictures and clips must not stay beside these
@@ -105,6 +110,7 @@ def explain_files(
             "top5": [{"class_index": int(c), "class_name": model.class_names[c], "probability": float(probabilities[i, c])} for c in top],
             "overlays": {},
         }
+        record["details"] = {m: {k: float(v[i]) for k, v in details[m].items()} for m in methods if details[m]}
         for method in methods:
             rel = f"overlays/{stem}_{method}.png"
             save_overlay(out / rel, images[i], maps[method][i],

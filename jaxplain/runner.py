@@ -134,14 +134,17 @@ def explain(
     batch_size: int = 16,
     fixed_shape: bool = False,
     mesh=None,
+    with_details: bool = False,
     **hyperparameters,
-) -> np.ndarray:
+):
     """Saliency maps ``[N, H, W]`` for ``images`` (``[N, H, W, 3]`` in [0, 1]) and class ``labels``.
 
     ``labels=None`` explains each image's predicted class. ``indices`` (default ``0..N-1``) name the
     images for their PRNG keys. ``state`` reuses an initialised explainer (e.g. a loaded surrogate).
     ``fixed_shape`` pads every chunk to ``batch_size`` rows, so a job whose last batch is short does
-    not compile a second program.
+    not compile a second program. ``with_details`` returns ``(maps, {name: [N] array})`` with the
+    method's per-image diagnostics (re-label distillation's noise scale, class balance, student
+    fidelity, ...; ``{}`` for methods without any).
     """
     images = check_images(images, model.input_shape)
     params = model.params if params is None else params
@@ -155,14 +158,20 @@ def explain(
         state = initial_state(explainer, model, jax.random.fold_in(key, -1 % 2**31), images[:1])
     indices = np.arange(len(images)) if indices is None else np.asarray(indices)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(indices, jnp.uint32))
-    fn = _explain_fn(explainer.explain)
-    maps = []
+    detailed = with_details and explainer.details is not None
+    fn = _explain_fn(explainer.details if detailed else explainer.explain)
+    maps, details = [], []
     for s in _batches(len(images), batch_size):
         batch = (images[s], labels[s], keys[s], host_inputs(explainer, images[s]))
         rows = s.stop - s.start
         if fixed_shape and rows < batch_size:
             batch = pad_rows(batch, batch_size)
-        out = run_sharded(fn, (state, params), batch, mesh, per_device=True)
+        out, extra = run_sharded(fn, (state, params), batch, mesh, per_device=True) if detailed else (
+            run_sharded(fn, (state, params), batch, mesh, per_device=True), {})
         chex.assert_shape(out, (len(batch[0]), *images.shape[1:3]))  # the contract: one [H, W] map per image
         maps.append(np.asarray(out[:rows], np.float32))
-    return np.concatenate(maps) if maps else np.zeros((0, *model.input_shape[:2]), np.float32)
+        details.append({name: np.asarray(value[:rows], np.float32) for name, value in extra.items()})
+    maps = np.concatenate(maps) if maps else np.zeros((0, *model.input_shape[:2]), np.float32)
+    if not with_details:
+        return maps
+    return maps, {name: np.concatenate([d[name] for d in details]) for name in (details[0] if details else {})}

@@ -90,7 +90,7 @@ def load_cifar10_resnet(directory: str | Path | None = None, name: str = "cifar1
     """
     from jaxplain.model import Normalisation, flip_averaged
     from jaxplain.models.resnet_cifar import ResNet9
-    from jaxplain.train.checkpoints import cast_floats, load_artefact, project_checkpoints
+    from jaxplain.artefacts import cast_floats, load_artefact, project_checkpoints
 
     variables, config = load_artefact(directory or project_checkpoints() / name)
     variables = cast_floats(variables, "float32")
@@ -111,7 +111,7 @@ def load_spoken_digits_cnn(directory: str | Path | None = None) -> Model:
     from jaxplain.audio import AudioFrontend
     from jaxplain.model import SPECTROGRAM
     from jaxplain.models.speech_cnn import SpeechCNN
-    from jaxplain.train.checkpoints import load_artefact, project_checkpoints
+    from jaxplain.artefacts import load_artefact, project_checkpoints
 
     variables, config = load_artefact(directory or project_checkpoints() / "spoken_digits_cnn")
     return from_linen(
@@ -122,6 +122,34 @@ def load_spoken_digits_cnn(directory: str | Path | None = None) -> Model:
         preprocessing=AudioFrontend(**config["frontend"]),
         normalisation=SPECTROGRAM,
     )
+
+
+def load_vae(name_or_path: str | Path):
+    """A trained VAE (:class:`~jaxplain.nets.vae.VaeHandle`) by shipped name (``vae_imagenet64``, ...) or folder."""
+    from jaxplain.artefacts import artefact_dir, load_artefact
+    from jaxplain.nets.vae import VAE, VaeHandle
+
+    params, config = load_artefact(artefact_dir(name_or_path))
+    module = VAE(config["resolution"], config["latent"], tuple(config["widths"]),
+                 bottleneck=config.get("bottleneck", VAE.bottleneck))
+    return VaeHandle(module, params)
+
+
+def load_surrogate(model_name: str, checkpoint: str | Path | None = None):
+    """The attentive surrogate (:class:`~jaxplain.nets.surrogate.SurrogateHandle`) trained for teacher
+    ``model_name``: the shipped ``surrogate_<model_name>``, or the artefact in ``checkpoint``."""
+    from jaxplain.artefacts import cast_floats, load_artefact, project_checkpoints
+    from jaxplain.nets.surrogate import Surrogate, SurrogateHandle
+
+    directory = Path(checkpoint) if checkpoint else project_checkpoints() / f"surrogate_{model_name}"
+    if not (directory / "config.json").is_file():
+        raise UsageError(f"no surrogate trained for model {model_name!r} (looked in {directory}); train one with "
+                         f"`jaxplain train surrogate --teacher {model_name}` or give --set surrogate.checkpoint=DIR")
+    variables, config = load_artefact(directory)
+    if config.get("teacher") not in (None, model_name) and checkpoint is None:
+        raise UsageError(f"{directory} holds the surrogate of {config['teacher']!r}, not of {model_name!r}")
+    module = Surrogate(config["num_classes"], config["width"], tuple(config["blocks"]), config["stem_stride"])
+    return SurrogateHandle(module, cast_floats(variables, "float32"))
 
 
 MODELS: dict[str, Callable[[], Model]] = {

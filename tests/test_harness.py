@@ -169,3 +169,41 @@ def test_maps_that_rank_nothing_are_flagged_not_hidden(folder, tmp_path, tiny_mo
     assert all(np.isfinite(r["deletion"]) for r in records)
     assert rows[0]["degenerate_maps"] == 3
     assert "rank nothing" in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_method_diagnostics_reach_the_records_and_degenerate_neighbourhoods_the_summary(folder, tmp_path, tiny_model):
+    from jaxplain.explainers import EXPLAINERS
+    from jaxplain.explainers.base import Explainer, ModelHandle, State
+
+    def details(state, params, images, labels, *, key=None):
+        del state, params, key
+        maps = images.mean(-1)
+        return maps, {"fidelity": labels.astype(jnp.float32) / 10, "degenerate": (labels == labels[0]).astype(jnp.float32)}
+
+    EXPLAINERS["diagnosed"] = lambda: Explainer("diagnosed", lambda key, model, sample=None: State(ModelHandle.of(model)),
+                                                lambda *a, **k: details(*a, **k)[0], details=details)
+    try:
+        evaluate(tiny_model, EvaluationConfig({"diagnosed": {}}, str(folder), batch_size=3, limit=3), tmp_path / "r")
+    finally:
+        del EXPLAINERS["diagnosed"]
+    records = read_records(tmp_path / "r" / "records.jsonl")
+    assert [r["details"]["fidelity"] for r in records] == pytest.approx([r["label"] / 10 for r in records])
+    flagged = sum(r["details"]["degenerate"] for r in records)
+    assert flagged >= 1
+    assert f"Degenerate neighbourhoods (nearly every sample relabelled alike; see `details` in records.jsonl): " \
+           f"diagnosed {int(flagged)} of 3" in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_the_vae_loader_reads_the_artefacts_bottleneck(tmp_path):
+    import jax
+
+    from jaxplain.artefacts import save_artefact
+    from jaxplain.nets.vae import VAE
+    from jaxplain.zoo import load_vae
+
+    vae = VAE(16, 8, (8, 8), bottleneck=8)
+    params = vae.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jax.random.key(1))
+    save_artefact(tmp_path / "v", params, {"resolution": 16, "latent": 8, "widths": [8, 8], "bottleneck": 8})
+    handle = load_vae(tmp_path / "v")
+    assert handle.module.bottleneck == 8
+    assert handle.module.apply(handle.params, jnp.zeros((1, 8)), method=VAE.decode).shape == (1, 16, 16, 3)

@@ -105,3 +105,95 @@ def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
     features = jnp.arange(12.0).reshape(4, 3)
     np.testing.assert_allclose(class_mean_gap(features, jnp.array([True, True, False, False])), [-6.0, -6.0, -6.0])
     np.testing.assert_allclose(class_mean_gap(features, jnp.ones(4, bool)), [0.0, 0.0, 0.0])
+
+
+# --- the steps one by one --------------------------------------------------------------------------
+
+from jaxplain.explainers.relabel import (RelabelConfig, attribute, balanced_accuracy, choose_scale, fit_student,
+                                         relabel_samples, student_grid)
+
+
+@pytest.mark.parametrize("height,width,expected", [(224, 224, (16, 16)), (32, 32, (16, 16)), (8, 8, (8, 8)),
+                                                   (100, 200, (16, 32)), (300, 150, (32, 16))])
+def test_student_grid_keeps_the_aspect_of_the_image(height, width, expected):
+    assert student_grid(RelabelConfig(), height, width) == expected
+
+
+def test_relabelling_keeps_the_rank_of_the_explained_class():
+    logits = jnp.array([[5.0, 1.0, 0.0], [0.0, 5.0, 1.0], [3.0, 1.0, 5.0], [0.0, 1.0, 2.0]])
+    top = jnp.array([3.0, 2.0, 1.0])  # class 0 is the top-1 of the original image; class 1 ranks second
+    same, soft = relabel_samples(logits, 0, top, 1.0)
+    np.testing.assert_array_equal(same, [True, False, False, False])  # the paper's rule: still the top-1
+    np.testing.assert_allclose(soft, jax.nn.softmax(logits, -1)[:, 0], rtol=1e-6)
+    same, soft = relabel_samples(logits, 1, top, 1.0)  # a second-ranked class stays "same" while it ranks 1st or 2nd
+    np.testing.assert_array_equal(same, [True, True, False, True])
+    rival = np.array([0.0, 0.0, 3.0, 0.0])  # the second strongest of the other classes
+    np.testing.assert_allclose(soft, 1 / (1 + np.exp(-(np.asarray(logits[:, 1]) - rival))), rtol=1e-6)
+
+
+def test_noise_scale_choice_breaks_ties_toward_a_balanced_neighbourhood():
+    scales = jnp.array([0.5, 1.0, 2.0, 4.0])
+    assert float(choose_scale(scales, jnp.array([1.0, 0.75, 0.5, 0.125]))) == 2.0
+    assert float(choose_scale(scales, jnp.array([1.0, 1.0, 1.0, 1.0]))) == 4.0  # class never shifts: most noise
+    assert float(choose_scale(scales, jnp.array([0.0, 0.0, 0.0, 0.0]))) == 0.5  # class always shifts: least
+    assert float(choose_scale(scales, jnp.array([0.75, 0.25, 0.0, 0.0]))) == 0.5  # equal distance, kept side
+
+
+def test_balanced_accuracy_on_hand_counted_cases():
+    truth = jnp.array([True, True, True, False])
+    assert float(balanced_accuracy(jnp.array([True, True, True, True]), truth)) == 0.5  # plain accuracy: 0.75
+    assert float(balanced_accuracy(jnp.array([True, False, True, False]), truth)) == pytest.approx((2 / 3 + 1) / 2)
+    assert float(balanced_accuracy(jnp.array([True, True]), jnp.array([True, True]))) == 1.0  # one class present
+
+
+def test_student_weights_follow_the_feature_that_decides_the_relabel():
+    key = jax.random.key(0)
+    features = jax.random.normal(key, (400, 6))
+    same = features[:, 2] > 0
+    soft = jnp.where(same, 0.9, 0.1)
+    weights, train_fidelity, fidelity = fit_student(RelabelConfig(num_samples=400, chunk=100), features, same, soft)
+    assert int(jnp.argmax(jnp.abs(weights))) == 2 and float(weights[2]) > 0
+    assert float(train_fidelity) > 0.95 and float(fidelity) > 0.95
+
+
+def test_magnitude_attribution_on_a_non_square_image():
+    config = RelabelConfig(student_resolution=2)
+    image = jnp.zeros((4, 8, 3))
+    weights = jnp.zeros((2, 4, 3)).at[1, 3].set(jnp.array([1.0, -2.0, 0.5])).reshape(-1)
+    saliency = attribute(config, weights, image, None, None, (0.5, 0.5, 0.5))
+    assert saliency.shape == (4, 8)
+    assert np.unravel_index(int(jnp.argmax(saliency)), (4, 8)) == (3, 7)  # the bottom-right cell, weight 3.5
+    assert float(saliency.max()) == pytest.approx(3.5)
+
+
+def test_explaining_a_class_that_is_not_the_top_one(vae_handle):
+    """Class 0 always wins; class 1 ranks second while a region stays bright. Explaining class 1 must find
+    the region (the top-1 rule would call every sample shifted and leave the student nothing to learn)."""
+    region = np.zeros((SIZE, SIZE), bool)
+    region[2:8, 2:8] = True
+    mask = jnp.asarray(region, jnp.float32)[..., None]
+
+    def fn(params, x):
+        score = 50.0 * (jnp.einsum("bhwc,hwc->b", x, mask) / mask.sum() / 3 - 0.6)
+        return jnp.stack([jnp.full_like(score, 100.0), score, -score], axis=-1)
+
+    teacher = from_callable("ranks", fn, {}, class_names=["always", "bright", "dark"],
+                            preprocessing=Preprocessing(SIZE, SIZE), normalisation=UNIT_RANGE)
+    image = jnp.full((1, SIZE, SIZE, 3), 0.61)
+    explainer = runner.make_explainer("relabel", teacher, **options(vae_handle))
+    maps, details = explainer.details(explainer.init(None, teacher), teacher.params, image, jnp.asarray([1]),
+                                      key=jax.random.key(3))
+    saliency = np.asarray(maps[0])
+    saliency = (saliency - saliency.min()) / (saliency.max() - saliency.min())
+    assert saliency[region].mean() > 2 * saliency[~region].mean()
+    assert 0.2 < float(details["same_fraction"][0]) < 0.8 and float(details["degenerate"][0]) == 0.0
+
+
+def test_a_degenerate_neighbourhood_is_reported(vae_handle):
+    constant = from_callable("constant", lambda p, x: jnp.zeros((x.shape[0], 2)).at[:, 0].set(1.0), {},
+                             class_names=["a", "b"], preprocessing=Preprocessing(SIZE, SIZE), normalisation=UNIT_RANGE)
+    explainer = runner.make_explainer("relabel", constant, **options(vae_handle))
+    _, details = explainer.details(explainer.init(None, constant), {}, jnp.full((1, SIZE, SIZE, 3), 0.5),
+                                   jnp.asarray([0]), key=jax.random.key(0))
+    assert float(details["degenerate"][0]) == 1.0 and float(details["same_fraction"][0]) == 1.0
+    assert float(details["noise_scale"][0]) == max(RelabelConfig().probe_scales)  # the most noise was tried

@@ -165,8 +165,10 @@ def score_maps(model: Model, config: EvaluationConfig, images, maps, targets, ce
 
 
 def make_record(method: str, index: int, item_id: str, label: int, probability: float, cell: int,
-                scores: dict, j: int, seconds: float, includes_compile: bool, flag: str | None = None) -> dict:
-    """One line of ``records.jsonl``: the image, the class explained and every score of its map."""
+                scores: dict, j: int, seconds: float, includes_compile: bool, flag: str | None = None,
+                diagnostics: dict | None = None) -> dict:
+    """One line of ``records.jsonl``: the image, the class explained, every score of its map and the
+    method's own diagnostics (under ``"details"``; e.g. re-label distillation's student fidelity)."""
     record = {"method": method, "index": index, "id": item_id, "label": label, "probability": probability}
     if cell >= 0:
         record["cell"] = cell
@@ -178,6 +180,8 @@ def make_record(method: str, index: int, item_id: str, label: int, probability: 
     for name in ("deletion_curve", "insertion_curve"):
         if name in scores:
             record[name] = np.round(scores[name][j], 5).tolist()
+    if diagnostics:
+        record["details"] = diagnostics
     return record | {"seconds": seconds, "includes_compile": includes_compile}
 
 
@@ -219,8 +223,9 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
                     continue
                 images, targets, indices = batch.images[rows], labels[rows], batch.indices[rows]
                 start = time.perf_counter()
-                maps = runner.explain(model, explainer, images, targets, key=key, indices=indices,
-                                      state=states[method], batch_size=config.batch_size, fixed_shape=True, mesh=mesh)
+                maps, diagnostics = runner.explain(model, explainer, images, targets, key=key, indices=indices,
+                                                   state=states[method], batch_size=config.batch_size,
+                                                   fixed_shape=True, mesh=mesh, with_details=True)
                 seconds = (time.perf_counter() - start) / len(indices)
                 scores = score_maps(model, config, images, maps, targets, batch.cells[rows], mesh)
                 flags = map_flags(maps)
@@ -233,7 +238,8 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
                         np.save(out / "examples" / f"{method}_{index}.npy", maps[j].astype(np.float16))
                     records.append(make_record(method, int(index), batch.ids[row], int(targets[j]),
                                                float(probabilities[row, targets[j]]), int(batch.cells[row]),
-                                               scores, j, seconds, method not in compiled, flags[j]))
+                                               scores, j, seconds, method not in compiled, flags[j],
+                                               {name: float(v[j]) for name, v in diagnostics.items()}))
                 compiled.add(method)
                 append_records(records_path, records)
                 done.update((method, int(i)) for i in indices)
@@ -264,6 +270,7 @@ def summarise(records: list[dict], methods) -> list[dict]:
             row[column], row[f"{column}_se"] = _mean_se(values) if values else (float("nan"), float("nan"))
         row["intensity"] = float(np.mean([r["intensity"] for r in mine]))
         row["degenerate_maps"] = sum("map_flag" in r for r in mine)
+        row["degenerate_neighbourhoods"] = sum(r.get("details", {}).get("degenerate", 0.0) > 0 for r in mine)
         row["maps_per_s"] = len(timed) / sum(r["seconds"] for r in timed)
         rows.append(row)
     return rows
@@ -286,6 +293,11 @@ def markdown_table(rows: list[dict]) -> str:
     flagged = [f"{r['method']} {r['degenerate_maps']} of {r['n']}" for r in rows if r.get("degenerate_maps")]
     if flagged:
         lines.append(f"\nMaps that rank nothing (constant or non-finite; scored in raster order): {', '.join(flagged)}.")
+    degenerate = [f"{r['method']} {r['degenerate_neighbourhoods']} of {r['n']}" for r in rows
+                  if r.get("degenerate_neighbourhoods")]
+    if degenerate:
+        lines.append(f"\nDegenerate neighbourhoods (nearly every sample relabelled alike; see `details` in "
+                     f"records.jsonl): {', '.join(degenerate)}.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,66 +1,113 @@
-"""Re-label distillation (Hua, Ge & Zhang; seeds 000/001).
+"""Re-label distillation (Hua, Ge & Zhang; seeds 000/001), as module-level pure functions of a frozen config.
 
 For each image ``x`` explained for class ``c``:
 
-1. **Neighbourhood.** Encode ``x`` with a VAE (at the VAE's resolution) to ``mu`` and draw latents
-   ``z = mu + s * eps`` (``eps ~ N(0, I)``, ``num_samples`` of them, paper: 1000). Decoding gives the
-   synthetic images. With ``neighbourhood="decoded"`` the teacher sees the decoded image itself
-   (upsampled), as in the paper; with ``"residual"`` (default) it sees ``x + up(D(z) - D(mu))``: the
-   VAE's semantic change added to the full-resolution photo, so the neighbourhood is centred on ``x``
-   itself even where the VAE cannot reproduce its detail.
-2. **Relabelling.** The teacher labels each sample *same* (top-1 is still ``c``) or *shifted*, and its
-   temperature-softened probability of ``c`` is kept as the soft label. When the labels are nearly all
-   one kind, the two-class problem is degenerate: with ``adapt_noise`` (default) a probe of
-   ``probe_samples`` latents at each of ``probe_scales`` x ``noise_scale`` picks the scale whose
-   *same* fraction is closest to one half before the samples are drawn.
-3. **Linear student.** A two-class linear model on the synthetic images (downsampled to
-   ``student_resolution``, minus the equally downsampled ``x``) is trained on
-   ``soft_weight * T^2 * KL(teacher_T || student_T) + hard_weight * CE(relabel, student)`` plus an L2
-   penalty, on the first ``1 - holdout`` of the samples; its *fidelity* is its agreement with the
-   relabels on the held-out rest. The optimiser is gradient descent with momentum on features scaled
-   to unit mean squared norm (default): it keeps the weights proportional to how strongly each
-   pixel's change predicts the relabel. Adam (``student_optimiser="adam"``) normalises every
-   coordinate's step, so pixels with faint evidence get weights as large as decisive ones; its maps
-   were measurably less faithful (results/README.md).
-4. **Saliency.** The student's weight difference ``w = w_same - w_shifted`` (one weight per pixel and
-   channel) is mapped back to the image plane. ``attribution="magnitude"`` (default) gives
-   ``sum_c |w_c|``, the paper's reading: how strongly a change of the pixel moves the decision,
-   whatever its direction. ``"input"`` gives ``sum_c w_c (x_c - fill_c)``, the student's own
+1. **Neighbourhood** (:func:`synthesise`). Encode ``x`` with a VAE (at the VAE's square resolution)
+   to ``mu`` and draw latents ``z = mu + s * eps`` (``eps ~ N(0, I)``, ``num_samples`` of them, paper:
+   1000). Decoding gives the synthetic images. With ``neighbourhood="decoded"`` the teacher sees the
+   decoded image itself (resized to the input), as in the paper; with ``"residual"`` (default) it sees
+   ``x + up(D(z) - D(mu))``: the VAE's semantic change added to the full-resolution photo, so the
+   neighbourhood is centred on ``x`` itself even where the VAE cannot reproduce its detail. (A
+   non-square image is squashed into the VAE's square and the change stretched back, so every change
+   lands on the pixels it was made for.)
+2. **Relabelling** (:func:`relabel_samples`). The teacher labels each sample *same* or *shifted*:
+   *same* when ``c`` ranks at least as high among the teacher's classes as it does on ``x``. For the
+   predicted class that is the paper's rule (the top-1 is still ``c``), with the temperature-softened
+   probability of ``c`` as the soft label; for another class (``--label``) it asks whether the sample
+   keeps ``c`` where ``x`` had it, rather than calling nearly every sample shifted, and the soft label
+   is the softened probability of ``c`` beating the class just below it. When the labels are
+   nearly all one kind the two-class problem is degenerate: with ``adapt_noise`` (default) a probe of
+   ``probe_samples`` latents at each of ``probe_scales`` x ``noise_scale`` picks the scale whose *same*
+   fraction is closest to one half (:func:`choose_scale`). A neighbourhood whose minority relabel
+   holds under ``DEGENERATE_SHARE`` of the samples is reported as ``degenerate`` in the diagnostics.
+3. **Linear student** (:func:`fit_student`). A two-class linear model on the synthetic images
+   (downsampled to the student grid, :func:`student_grid`, minus the equally downsampled ``x``) is
+   trained on ``soft_weight * T^2 * KL(teacher_T || student_T) + hard_weight * CE(relabel, student)``
+   plus an L2 penalty, on the first ``1 - holdout`` of the samples; its *fidelity* is its balanced
+   accuracy on the relabels of the held-out rest. The optimiser is gradient descent with momentum on
+   features scaled to unit mean squared norm (default): it keeps the weights proportional to how
+   strongly each pixel's change predicts the relabel. Adam (``student_optimiser="adam"``) normalises
+   every coordinate's step, so pixels with faint evidence get weights as large as decisive ones; its
+   maps were measurably less faithful (results/README.md).
+4. **Saliency** (:func:`attribute`). The student's weight difference ``w = w_same - w_shifted`` (one
+   weight per pixel and channel) is mapped back to the image plane. ``attribution="magnitude"``
+   (default) gives ``sum_c |w_c|``, the paper's reading: how strongly a change of the pixel moves the
+   decision, whatever its direction. ``"input"`` gives ``sum_c w_c (x_c - fill_c)``, the student's own
    prediction of the *same* evidence lost if the pixel were deleted (set to the mean colour);
-   ``"margin"`` gives ``sum_c w_c (mean_same - mean_shifted)_c``, each pixel's share of the
-   student's logit gap between the two relabelled classes. On held-out ImageNet images the
-   magnitude map was more faithful than the input map (results/README.md). The map is
-   bilinearly upsampled from ``student_resolution`` (16 px by default: the scale of the smallest
-   change a 4x4-latent VAE makes; finer students fit noise with ~1000 samples).
+   ``"margin"`` gives ``sum_c w_c (mean_same - mean_shifted)_c``, each pixel's share of the student's
+   logit gap between the two relabelled classes. The map is bilinearly upsampled from the student grid
+   (16 px on the shorter side by default: the scale of the smallest change a 4x4-latent VAE makes;
+   finer students fit noise with ~1000 samples).
 
-Everything for a batch is one jitted function: ``lax.map`` over images, ``scan`` over sample chunks
-of ``chunk`` (peak memory: ``chunk`` teacher inputs, or the probe's ``len(probe_scales) x
-probe_samples`` if larger), ``scan`` over student steps.
+:func:`explain_image` composes the steps for one image; the explainer maps it over a batch
+(``lax.map``), ``scan``s over sample chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs, or the
+probe's ``len(probe_scales) x probe_samples`` if larger) and over student steps.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from jaxplain.explainers.base import Explainer, ModelHandle, State, map_images, per_example_keys
-from jaxplain.nets.vae import VAE, decode, encode
+from jaxplain.nets.vae import VaeHandle, decode, encode
+from jaxplain.zoo import load_vae
 
 SHIFTED, SAME = 0, 1
 ATTRIBUTIONS = ("input", "magnitude", "margin")
+NEIGHBOURHOODS = ("residual", "decoded")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
+DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
+
+__all__ = ["RelabelConfig", "VaeHandle", "attribute", "balanced_accuracy", "choose_scale", "default_vae_name",
+           "explain_image", "fit_student", "image_sampler", "noise_scale_for", "relabel", "relabel_samples",
+           "student_features", "student_grid", "synthesise"]
 
 
-@struct.dataclass
-class VaeHandle:
-    """A VAE module (static) and its parameters (a pytree), as carried in the explainer state."""
+@dataclasses.dataclass(frozen=True)
+class RelabelConfig:
+    """Every setting of re-label distillation (see the module docstring for what each one does)."""
 
-    module: VAE = struct.field(pytree_node=False)
-    params: Any
+    num_samples: int = 1000
+    noise_scale: float = 1.0
+    adapt_noise: bool = True
+    probe_samples: int = 24
+    probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    neighbourhood: str = "residual"
+    chunk: int = 100
+    student_resolution: int = 16
+    student_steps: int = 200
+    learning_rate: float | None = None
+    soft_weight: float = 0.5
+    hard_weight: float = 0.5
+    temperature: float = 1.0
+    l2: float = 1e-4
+    holdout: float = 0.2
+    attribution: str = "magnitude"
+    student_optimiser: str = "momentum"
+
+    def __post_init__(self):
+        if self.num_samples % self.chunk:
+            raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
+        if self.neighbourhood not in NEIGHBOURHOODS:
+            raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, not {self.neighbourhood!r}")
+        if self.attribution not in ATTRIBUTIONS:
+            raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, not {self.attribution!r}")
+        if self.student_optimiser not in OPTIMISERS:
+            raise ValueError(f"student_optimiser must be one of {tuple(OPTIMISERS)}, not {self.student_optimiser!r}")
+        if not 1 <= self.train_count < self.num_samples:
+            raise ValueError(f"holdout {self.holdout} of {self.num_samples} samples leaves {self.train_count} to "
+                             f"train on and {self.num_samples - self.train_count} to check the student; both must "
+                             "be at least 1")
+        object.__setattr__(self, "probe_scales", tuple(float(s) for s in self.probe_scales))
+
+    @property
+    def train_count(self) -> int:
+        """Samples the student trains on; the rest measure its fidelity."""
+        return int(round(self.num_samples * (1.0 - self.holdout)))
 
 
 def default_vae_name(model) -> str:
@@ -68,17 +115,119 @@ def default_vae_name(model) -> str:
     return "vae_cifar10" if model.input_shape[0] <= 32 else "vae_imagenet64"
 
 
-def load_vae(name_or_path: str) -> VaeHandle:
-    """Loads a VAE artefact by name (in ``checkpoints/``) or by path."""
-    from pathlib import Path
+def resize(images, size: tuple[int, int]):
+    """Antialiased bilinear resize of ``[n, H, W, C]`` images to ``size = (h, w)``."""
+    return jax.image.resize(images, (images.shape[0], *size, images.shape[-1]), "linear", antialias=True)
 
-    from jaxplain.train.checkpoints import load_artefact, project_checkpoints
 
-    path = Path(name_or_path)
-    directory = path if path.is_dir() else project_checkpoints() / name_or_path
-    params, config = load_artefact(directory)
-    module = VAE(config["resolution"], config["latent"], tuple(config["widths"]))
-    return VaeHandle(module, params)
+def student_grid(config: RelabelConfig, height: int, width: int) -> tuple[int, int]:
+    """The student's pixel grid: ``student_resolution`` on the shorter side (never finer than the image),
+    the longer side in proportion, so a non-square image keeps its aspect."""
+    short = min(config.student_resolution, height, width)
+    if height <= width:
+        return short, max(1, round(short * width / height))
+    return max(1, round(short * height / width)), short
+
+
+def synthesise(config: RelabelConfig, image, decoded, base):
+    """Synthetic teacher inputs ``[n, H, W, 3]`` from decoded latents ``[n, r, r, 3]`` (``base``: D(mu))."""
+    height, width = image.shape[:2]
+    if config.neighbourhood == "decoded":
+        return jax.image.resize(decoded, (decoded.shape[0], height, width, 3), "linear")
+    change = jax.image.resize(decoded - base, (decoded.shape[0], height, width, 3), "linear")
+    return jnp.clip(image[None] + change, 0.0, 1.0)
+
+
+def student_features(synthetic, image, grid: tuple[int, int]):
+    """What the student sees: each sample's change from ``image`` on the student grid, flattened ``[n, D]``."""
+    return (resize(synthetic, grid) - resize(image[None], grid)).reshape(synthetic.shape[0], -1)
+
+
+def relabel_samples(logits, label, reference_logits, temperature: float):
+    """``(same [n] bool, soft [n])`` for samples' teacher ``logits`` ``[n, K]``.
+
+    *Same* when class ``label`` ranks at least as high among the classes as in ``reference_logits``
+    (the original image's): it stays ahead of its *rival*, the other class just below its original
+    rank. For the original top-1 (rank 0) that is the paper's rule, the top-1 is unchanged, and the
+    soft label is the paper's temperature-softened probability of ``label``. For a lower-ranked class
+    that probability is near zero on every sample and would drown the relabels, so the soft label is
+    the softened probability of ``label`` winning against its rival, ``sigmoid((z_label - z_rival) / T)``.
+    """
+    reference_rank = jnp.sum(reference_logits > reference_logits[label])
+    others = logits.at[:, label].set(-jnp.inf)
+    rival = -jnp.sort(-others, axis=-1)[:, reference_rank]  # the (rank + 1)-th strongest other class
+    target = logits[:, label]
+    softmax = jax.nn.softmax(logits / temperature, axis=-1)[:, label]
+    pairwise = jax.nn.sigmoid((target - rival) / temperature)
+    return target >= rival, jnp.where(reference_rank == 0, softmax, pairwise)
+
+
+def choose_scale(scales, fractions):
+    """The scale whose *same* fraction is closest to one half. Ties (typically: every scale keeps the
+    class, or none does) go to the largest scale when the class is kept and the smallest when it is
+    lost: the one nearest to a balanced neighbourhood."""
+    position = jnp.arange(scales.shape[0])
+    tiebreak = jnp.where(fractions >= 0.5, -position, position)
+    return scales[jnp.lexsort((tiebreak, jnp.abs(fractions - 0.5)))[0]]
+
+
+def balanced_accuracy(predicted, truth):
+    """Mean recall over the classes present in boolean ``truth``: plain accuracy would credit a student
+    that predicts the majority relabel everywhere."""
+    recalls, present = [], []
+    for members in (truth, ~truth):
+        count = members.sum()
+        recalls.append(jnp.sum((predicted == truth) & members) / jnp.maximum(count, 1))
+        present.append(count > 0)
+    present = jnp.asarray(present, jnp.float32)
+    return jnp.sum(jnp.asarray(recalls) * present) / jnp.maximum(present.sum(), 1.0)
+
+
+def fit_student(config: RelabelConfig, features, same, soft):
+    """Fits the linear student; returns the weight difference ``w_same - w_shifted`` ``[D]`` and its
+    balanced accuracy on the training and held-out samples."""
+    hard = same.astype(jnp.int32)
+    teacher = jnp.stack([1.0 - soft, soft], axis=-1)
+    rate = OPTIMISERS[config.student_optimiser] if config.learning_rate is None else config.learning_rate
+    if config.student_optimiser == "adam":
+        optimiser = optax.adam(rate)
+    else:  # one global scale keeps the pixels' relative weights; mean squared row norm 1 bounds the curvature
+        features = features / jnp.sqrt(jnp.mean(jnp.sum(features ** 2, -1)) + 1e-12)
+        optimiser = optax.sgd(rate, momentum=0.9)
+    params = {"w": jnp.zeros((features.shape[1], 2)), "b": jnp.zeros((2,))}
+    n, t = config.train_count, config.temperature
+    x_train, t_train, y_train = features[:n], teacher[:n], hard[:n]
+
+    def loss(p):
+        logits = x_train @ p["w"] + p["b"]
+        soft_loss = optax.softmax_cross_entropy(logits / t, t_train).mean() * t ** 2
+        hard_loss = optax.softmax_cross_entropy_with_integer_labels(logits, y_train).mean()
+        return config.soft_weight * soft_loss + config.hard_weight * hard_loss + config.l2 * jnp.sum(p["w"] ** 2)
+
+    def step(carry, _):
+        p, opt_state = carry
+        updates, opt_state = optimiser.update(jax.grad(loss)(p), opt_state)
+        return (optax.apply_updates(p, updates), opt_state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), None, length=config.student_steps)
+    predicted = jnp.argmax(features @ params["w"] + params["b"], -1) == SAME
+    weights = params["w"][:, SAME] - params["w"][:, SHIFTED]
+    return weights, balanced_accuracy(predicted[:n], same[:n]), balanced_accuracy(predicted[n:], same[n:])
+
+
+def attribute(config: RelabelConfig, weights, image, features, same, zero_pixel):
+    """The saliency map ``[H, W]`` of the student's weights ``[D]`` (``config.attribution``), upsampled
+    from the student grid."""
+    grid = student_grid(config, *image.shape[:2])
+    shape = (*grid, image.shape[-1])
+    if config.attribution == "magnitude":
+        saliency = jnp.abs(weights).reshape(shape).sum(-1)
+    elif config.attribution == "input":  # the student's loss of "same" evidence if the pixel were deleted
+        presence = resize(image[None], grid)[0] - jnp.asarray(zero_pixel)
+        saliency = (weights.reshape(shape) * presence).sum(-1)
+    else:  # "margin": each pixel's share of the student's logit gap between the two relabelled classes
+        saliency = (weights * class_mean_gap(features, same)).reshape(shape).sum(-1)
+    return jax.image.resize(saliency, image.shape[:2], "linear")
 
 
 def class_mean_gap(features, same):
@@ -89,8 +238,56 @@ def class_mean_gap(features, same):
     return jnp.where((same.sum() > 0) & ((~same).sum() > 0), gap, 0.0)
 
 
-def _resize(images, size: int):
-    return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), "linear", antialias=True)
+def sample_neighbourhood(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label,
+                         reference_logits, mu, base, scale, key, count: int):
+    """``count`` synthetic images around ``mu`` at noise ``scale``, with their relabels and soft labels."""
+    eps = jax.random.normal(key, (count, mu.shape[-1]))
+    synthetic = synthesise(config, image, decode(vae.module, vae.params, mu + scale * eps), base)
+    logits = model.logits(params, synthetic).astype(jnp.float32)
+    same, soft = relabel_samples(logits, label, reference_logits, config.temperature)
+    return synthetic, same, soft
+
+
+def image_sampler(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label):
+    """``sample(scale, key, count) -> (synthetic, same, soft)``: the neighbourhood of one image."""
+    size = vae.module.resolution
+    mu = encode(vae.module, vae.params, resize(image[None], (size, size)))[0][0]
+    base = decode(vae.module, vae.params, mu[None])[0]
+    reference_logits = model.logits(params, image[None])[0].astype(jnp.float32)
+    return lambda scale, key, count: sample_neighbourhood(config, model, params, vae, image, label,
+                                                          reference_logits, mu, base, scale, key, count)
+
+
+def noise_scale_for(config: RelabelConfig, sample, key):
+    """The noise scale to sample at: ``noise_scale``, or with ``adapt_noise`` the probe's choice."""
+    if not config.adapt_noise:
+        return jnp.asarray(config.noise_scale, jnp.float32)
+    scales = config.noise_scale * jnp.asarray(config.probe_scales)
+    probe = lambda s, k: sample(s, k, config.probe_samples)[1].mean()
+    return choose_scale(scales, jax.vmap(probe)(scales, jax.random.split(key, len(config.probe_scales))))
+
+
+def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label, key):
+    """``(saliency [H, W], diagnostics)`` for one image ``[H, W, 3]`` and class ``label``."""
+    sample = image_sampler(config, model, params, vae, image, label)
+    probe_key, sample_key = jax.random.split(key)
+    scale = noise_scale_for(config, sample, probe_key)
+    grid = student_grid(config, *image.shape[:2])
+
+    def draw(_, index):
+        synthetic, same, soft = sample(scale, jax.random.fold_in(sample_key, index), config.chunk)
+        return None, (student_features(synthetic, image, grid), same, soft)
+
+    _, (features, same, soft) = jax.lax.scan(draw, None, jnp.arange(config.num_samples // config.chunk))
+    features = features.reshape(config.num_samples, -1)
+    same, soft = same.reshape(-1), soft.reshape(-1)
+    weights, train_fidelity, fidelity = fit_student(config, features, same, soft)
+    saliency = attribute(config, weights, image, features, same, model.zero_pixel)
+    same_fraction = same.mean()
+    diagnostics = {"noise_scale": scale, "same_fraction": same_fraction, "fidelity": fidelity,
+                   "train_fidelity": train_fidelity,
+                   "degenerate": (jnp.minimum(same_fraction, 1.0 - same_fraction) < DEGENERATE_SHARE).astype(jnp.float32)}
+    return saliency, diagnostics
 
 
 def relabel(
@@ -113,118 +310,27 @@ def relabel(
     student_optimiser: str = "momentum",
     vae: str | VaeHandle | None = None,
 ) -> Explainer:
-    """Re-label distillation with a VAE neighbourhood of ``num_samples`` latents and a linear student."""
-    if num_samples % chunk:
-        raise ValueError(f"num_samples ({num_samples}) must be a multiple of chunk ({chunk})")
-    if neighbourhood not in ("residual", "decoded"):
-        raise ValueError(f"neighbourhood must be 'residual' or 'decoded', not {neighbourhood!r}")
-    if attribution not in ATTRIBUTIONS:
-        raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, not {attribution!r}")
-    if student_optimiser not in OPTIMISERS:
-        raise ValueError(f"student_optimiser must be one of {tuple(OPTIMISERS)}, not {student_optimiser!r}")
-    train_count = int(round(num_samples * (1.0 - holdout)))
-    if not 1 <= train_count < num_samples:
-        raise ValueError(f"holdout {holdout} of {num_samples} samples leaves {train_count} to train on and "
-                         f"{num_samples - train_count} to check the student; both must be at least 1")
+    """Re-label distillation with a VAE neighbourhood of ``num_samples`` latents and a linear student.
+
+    ``vae`` names a shipped VAE (default: the one matched to the teacher's input size), gives a folder,
+    or passes a loaded :class:`VaeHandle`.
+    """
+    config = RelabelConfig(
+        num_samples=num_samples, noise_scale=noise_scale, adapt_noise=adapt_noise, probe_samples=probe_samples,
+        probe_scales=tuple(probe_scales), neighbourhood=neighbourhood, chunk=chunk,
+        student_resolution=student_resolution, student_steps=student_steps, learning_rate=learning_rate,
+        soft_weight=soft_weight, hard_weight=hard_weight, temperature=temperature, l2=l2, holdout=holdout,
+        attribution=attribution, student_optimiser=student_optimiser)
 
     def init(key, model, sample=None) -> State:
         del key, sample
         handle = vae if isinstance(vae, VaeHandle) else load_vae(vae or default_vae_name(model))
         return State(ModelHandle.of(model), handle)
 
-    def synthesise(image, decoded, base):
-        """Synthetic teacher inputs ``[n, H, W, 3]`` from decoded latents ``[n, r, r, 3]``."""
-        height, width = image.shape[:2]
-        if neighbourhood == "decoded":
-            return jax.image.resize(decoded, (decoded.shape[0], height, width, 3), "linear")
-        change = jax.image.resize(decoded - base, (decoded.shape[0], height, width, 3), "linear")
-        return jnp.clip(image[None] + change, 0.0, 1.0)
-
-    def sample_chunk(state, params, image, label, mu, base, scale, key, count):
-        """Decode ``count`` latents around ``mu``; return student features, relabels and soft labels."""
-        vae_handle = state.learned
-        eps = jax.random.normal(key, (count, mu.shape[-1]))
-        decoded = decode(vae_handle.module, vae_handle.params, mu + scale * eps)
-        synthetic = synthesise(image, decoded, base)
-        logits = state.model.logits(params, synthetic).astype(jnp.float32)
-        same = jnp.argmax(logits, -1) == label
-        soft = jax.nn.softmax(logits / temperature, axis=-1)[:, label]
-        size = min(student_resolution, image.shape[0])
-        features = (_resize(synthetic, size) - _resize(image[None], size)).reshape(count, -1)
-        return features, same, soft
-
-    def choose_scale(state, params, image, label, mu, base, key):
-        scales = noise_scale * jnp.asarray(probe_scales)
-
-        def same_fraction(scale, k):
-            _, same, _ = sample_chunk(state, params, image, label, mu, base, scale, k, probe_samples)
-            return same.mean()
-
-        fractions = jax.vmap(same_fraction)(scales, jax.random.split(key, len(probe_scales)))
-        return scales[jnp.argmin(jnp.abs(fractions - 0.5))]
-
-    def fit_student(features, same, soft):
-        """Adam on the distillation loss; returns the weight difference ``[D]`` and train/held-out accuracy."""
-        hard = same.astype(jnp.int32)
-        teacher = jnp.stack([1.0 - soft, soft], axis=-1)
-        rate = OPTIMISERS[student_optimiser] if learning_rate is None else learning_rate
-        if student_optimiser == "adam":
-            optimiser = optax.adam(rate)
-        else:  # one global scale keeps the pixels' relative weights; mean squared row norm 1 bounds the curvature
-            features = features / jnp.sqrt(jnp.mean(jnp.sum(features ** 2, -1)) + 1e-12)
-            optimiser = optax.sgd(rate, momentum=0.9)
-        params = {"w": jnp.zeros((features.shape[1], 2)), "b": jnp.zeros((2,))}
-        x_train, t_train, y_train = features[:train_count], teacher[:train_count], hard[:train_count]
-
-        def loss(p):
-            logits = x_train @ p["w"] + p["b"]
-            soft_loss = optax.softmax_cross_entropy(logits / temperature, t_train).mean() * temperature ** 2
-            hard_loss = optax.softmax_cross_entropy_with_integer_labels(logits, y_train).mean()
-            return soft_weight * soft_loss + hard_weight * hard_loss + l2 * jnp.sum(p["w"] ** 2)
-
-        def step(carry, _):
-            p, opt_state = carry
-            updates, opt_state = optimiser.update(jax.grad(loss)(p), opt_state)
-            return (optax.apply_updates(p, updates), opt_state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), None, length=student_steps)
-        predictions = jnp.argmax(features @ params["w"] + params["b"], -1)
-        agree = predictions == hard
-        return params["w"][:, SAME] - params["w"][:, SHIFTED], agree[:train_count].mean(), agree[train_count:].mean()
-
-    def explain_one(state, params, image, label, key):
-        vae_handle = state.learned
-        size = vae_handle.module.resolution
-        mu = encode(vae_handle.module, vae_handle.params, _resize(image[None], size))[0][0]
-        base = decode(vae_handle.module, vae_handle.params, mu[None])[0]
-        probe_key, sample_key = jax.random.split(key)
-        scale = choose_scale(state, params, image, label, mu, base, probe_key) if adapt_noise else jnp.asarray(noise_scale)
-
-        def draw(_, index):
-            k = jax.random.fold_in(sample_key, index)
-            return None, sample_chunk(state, params, image, label, mu, base, scale, k, chunk)
-
-        _, (features, same, soft) = jax.lax.scan(draw, None, jnp.arange(num_samples // chunk))
-        features = features.reshape(num_samples, -1)
-        same, soft = same.reshape(-1), soft.reshape(-1)
-        weights, train_fidelity, fidelity = fit_student(features, same, soft)
-        student_size = min(student_resolution, image.shape[0])
-        shape = (student_size, student_size, 3)
-        if attribution == "magnitude":
-            saliency = jnp.abs(weights).reshape(shape).sum(-1)
-        elif attribution == "input":  # the student's loss of "same" evidence if the pixel were deleted
-            presence = _resize(image[None], student_size)[0] - jnp.asarray(state.model.zero_pixel)
-            saliency = (weights.reshape(shape) * presence).sum(-1)
-        else:  # "margin": each pixel's share of the student's logit gap between the two relabelled classes
-            saliency = (weights * class_mean_gap(features, same)).reshape(shape).sum(-1)
-        saliency = jax.image.resize(saliency, image.shape[:2], "linear")
-        details = {"same_fraction": same.mean(), "noise_scale": scale, "fidelity": fidelity,
-                   "train_fidelity": train_fidelity}
-        return saliency, details
-
     def explain_with_details(state, params, images, labels, *, key):
         keys = per_example_keys(key, images.shape[0])
-        return map_images(lambda *example: explain_one(state, params, *example), images, labels, keys)
+        one = lambda image, label, k: explain_image(config, state.model, params, state.learned, image, label, k)
+        return map_images(one, images, labels, keys)
 
     def explain(state, params, images, labels, *, key):
         return explain_with_details(state, params, images, labels, key=key)[0]

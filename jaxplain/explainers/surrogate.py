@@ -9,38 +9,10 @@ the label asked for (the paper's networks are class-agnostic).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import jax.numpy as jnp
-from flax import struct
 
-from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, ModelHandle, State
-from jaxplain.nets.surrogate import Surrogate
-
-
-@struct.dataclass
-class SurrogateHandle:
-    """The surrogate network (static) and its variables (a pytree), as carried in the explainer state."""
-
-    module: Surrogate = struct.field(pytree_node=False)
-    variables: Any
-
-
-def load_surrogate(model_name: str, checkpoint: str | Path | None = None) -> SurrogateHandle:
-    """The surrogate of teacher ``model_name`` (from ``checkpoint``, a folder, or the shipped one)."""
-    from jaxplain.train.checkpoints import cast_floats, load_artefact, project_checkpoints
-
-    directory = Path(checkpoint) if checkpoint else project_checkpoints() / f"surrogate_{model_name}"
-    if not (directory / "config.json").is_file():
-        raise UsageError(f"no surrogate trained for model {model_name!r} (looked in {directory}); train one with "
-                         f"`jaxplain train surrogate --teacher {model_name}` or give --set surrogate.checkpoint=DIR")
-    variables, config = load_artefact(directory)
-    if config.get("teacher") not in (None, model_name) and checkpoint is None:
-        raise UsageError(f"{directory} holds the surrogate of {config['teacher']!r}, not of {model_name!r}")
-    module = Surrogate(config["num_classes"], config["width"], tuple(config["blocks"]), config["stem_stride"])
-    return SurrogateHandle(module, cast_floats(variables, "float32"))
+from jaxplain.zoo import load_surrogate
 
 
 def surrogate(checkpoint: str | None = None) -> Explainer:

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 
 class Attention(nn.Module):
@@ -113,3 +114,11 @@ class Surrogate(nn.Module):
         logits, deltas = AttentiveStudent(self.num_classes, self.width, self.blocks, self.stem_stride,
                                           self.dtype)(x, train)
         return logits, ExplanationNet(self.width, self.dtype)(deltas, images.shape[1:3])
+
+
+@struct.dataclass
+class SurrogateHandle:
+    """The surrogate network (static) and its variables (a pytree), as the zoo loads it."""
+
+    module: Surrogate = struct.field(pytree_node=False)
+    variables: Any

@@ -9,11 +9,12 @@ widths are small at high resolution because re-label distillation decodes ~1000 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 
 class Stage(nn.Module):
@@ -65,6 +66,14 @@ class VAE(nn.Module):
         mean, logvar = self.encode(x)
         z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
         return self.decode(z), mean, logvar
+
+
+@struct.dataclass
+class VaeHandle:
+    """A VAE module (static) and its parameters (a pytree), as the zoo loads it and explainers carry it."""
+
+    module: VAE = struct.field(pytree_node=False)
+    params: Any
 
 
 def encode(vae: VAE, params, x):

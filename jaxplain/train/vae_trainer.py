@@ -171,7 +171,7 @@ def train(recipe: VaeRecipe, out: str | Path, workdir: str | Path, *, data_dir=N
     report = reconstruction_report(vae, state.params, teacher,
                                    holdout_images(recipe, teacher, data_dir=data_dir, raw_data=raw_data))
     config = {"architecture": "VAE", "resolution": recipe.resolution, "latent": recipe.latent,
-              "widths": list(recipe.widths), "recipe": dataclasses.asdict(recipe), "train_images": int(len(images)),
+              "widths": list(recipe.widths), "bottleneck": vae.bottleneck, "recipe": dataclasses.asdict(recipe), "train_images": int(len(images)),
               "train_seconds": seconds, "device": jax.devices()[0].device_kind, "command": command, **report}
     save_artefact(out, state.params, config)
     return config
