@@ -23,8 +23,9 @@ VARIABLES = "variables"
 
 
 def project_checkpoints() -> Path:
-    """The ``checkpoints/`` folder of the jaxplain checkout (or ``$JAXPLAIN_CHECKPOINTS``)."""
-    return Path(os.environ.get("JAXPLAIN_CHECKPOINTS", Path(__file__).resolve().parents[1] / "checkpoints"))
+    """The shipped artefacts: ``$JAXPLAIN_CHECKPOINTS`` if set, else the package's ``checkpoints`` folder
+    (in a checkout a link to the top-level ``checkpoints/``; in an installed wheel a copy of it)."""
+    return Path(os.environ.get("JAXPLAIN_CHECKPOINTS", Path(__file__).resolve().parent / "checkpoints"))
 
 
 def artefact_dir(name_or_path: str | Path) -> Path:
