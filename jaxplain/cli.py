@@ -74,21 +74,46 @@ def split_labelled_methods(methods: str) -> tuple[list[str], dict[str, str]]:
 
 @app.command()
 def explain(
-    images: Annotated[list[Path], typer.Argument(help="image files (JPEG, PNG or any Pillow format), or .wav clips for an audio model")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (a --data job resumes into it)")],
+    images: Annotated[Optional[list[Path]], typer.Argument(
+        help="image files (JPEG, PNG or any Pillow format), or .wav clips for an audio model")] = None,
+    data: Annotated[Optional[str], typer.Option(
+        "--data", "-d", help="explain a whole dataset instead (labelled folder or tfds:NAME[:SPLIT]), streamed "
+                             "and resumable; maps in OUT/maps-METHOD-pP.npy")] = None,
     model: ModelOption = "efficientnet_lite0",
     method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "gradcam",
     label: Annotated[Optional[list[int]], typer.Option("--label", help="class to explain (default: predicted)")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="with --data: only the first N items")] = None,
+    target: Annotated[str, typer.Option(help="with --data: class explained, predicted or label")] = "predicted",
+    examples: Annotated[int, typer.Option(help="with --data: overlays for the first K images")] = 4,
     seed: int = 0,
     batch_size: int = 8,
     settings: SetOption = None,
+    tfds_dir: TfdsDirOption = None,
+    raw_data: RawDataOption = None,
 ):
-    """Explain IMAGES: one overlay per image and method, results.npz/results.json and index.html."""
+    """Explain IMAGES (one overlay per image and method, results.npz/results.json and index.html), or every
+    image of --data (a streamed, resumable dataset job; see jaxplain.jobs)."""
     from jaxplain.explain_files import explain_files
     from jaxplain.zoo import load_model
 
     methods = split_methods(method)
     hyperparameters = parse_settings(settings, methods)
+    if data is not None:
+        from jaxplain.jobs import JobConfig, run_job, summary
+
+        if images:
+            raise UsageError("give image files or --data, not both")
+        if label:
+            raise UsageError("--label applies to image files; with --data use --target label or predicted")
+        config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
+                           examples, target)
+        counts = run_job(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
+        typer.echo(f"{counts['explained']} images explained, {counts['skipped']} already done; {summary(out)}")
+        typer.echo(f"read them with jaxplain.jobs.read_maps({str(out)!r}, METHOD)")
+        return
+    if not images:
+        raise UsageError("no images given; pass one or more image files, or --data")
     teacher = load_model(model)
     records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
                             hyperparameters=hyperparameters, batch_size=batch_size)
