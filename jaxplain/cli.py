@@ -91,6 +91,10 @@ def explain(
     settings: SetOption = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
+    coordinator: Annotated[Optional[str], typer.Option(
+        help="with --data on several hosts: HOST:PORT of process 0 (default: detected on TPU pods, SLURM)")] = None,
+    num_processes: Annotated[Optional[int], typer.Option(help="with --coordinator: how many processes")] = None,
+    process_id: Annotated[Optional[int], typer.Option(help="with --coordinator: this process's id")] = None,
 ):
     """Explain IMAGES (one overlay per image and method, results.npz/results.json and index.html), or every
     image of --data (a streamed, resumable dataset job; see jaxplain.jobs)."""
@@ -106,8 +110,11 @@ def explain(
             raise UsageError("give image files or --data, not both")
         if label:
             raise UsageError("--label applies to image files; with --data use --target label or predicted")
+        from jaxplain.parallel import initialise_distributed
+
+        process, processes = initialise_distributed(coordinator, num_processes, process_id)
         config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
-                           examples, target)
+                           examples, target, process, processes)
         counts = run_job(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
         typer.echo(f"{counts['explained']} images explained, {counts['skipped']} already done; {summary(out)}")
         typer.echo(f"read them with jaxplain.jobs.read_maps({str(out)!r}, METHOD)")

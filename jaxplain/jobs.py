@@ -117,7 +117,7 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
     maps_files = {m: _open_maps(maps_path(out, m, config.process_index), len(mine), model.input_shape[:2])
                   for m in explainers}
     todo = np.asarray([i for i in mine if any((m, int(i)) not in done for m in explainers)], np.int64)
-    mesh = data_mesh()
+    mesh = data_mesh(jax.local_devices())  # this process's devices: its share never leaves them
     key = jax.random.key(config.seed)
     states = {m: runner.initial_state(e, model, jax.random.fold_in(key, -1 % 2**31), None)
               for m, e in explainers.items()}

@@ -12,12 +12,15 @@ equivalent ways of running a function over it, chosen by ``per_device``:
 * ``per_device=False`` (predictions, metrics): ``jax.jit`` with ``NamedSharding`` in/out shardings,
   leaving the partitioning of a batched program to XLA.
 
-Multi-host jobs call :func:`initialise_distributed` first and give each process its own shard of the data.
+Multi-host jobs call :func:`initialise_distributed` first; a dataset job (:mod:`jaxplain.jobs`) then
+gives each process its own share of the data and a mesh of its local devices: explanations need no
+communication between images, so no process waits for another.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Callable
 
 import jax
@@ -33,12 +36,41 @@ def data_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
 
 
-def initialise_distributed() -> None:
-    """Starts multi-host JAX when a cluster environment is detected; a no-op for one process."""
+# Environment variables by which JAX's own cluster detection recognises a multi-process job.
+CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS",
+                     "OMPI_COMM_WORLD_SIZE")
+
+
+def _detected_cluster() -> bool:
+    if any(os.environ.get(v) for v in CLUSTER_VARIABLES):
+        return True
+    return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ
+
+
+def initialise_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> tuple[int, int]:
+    """Starts JAX's multi-controller runtime; returns ``(process index, process count)``.
+
+    With ``coordinator``, ``num_processes`` and ``process_id`` given, they are used as they are. Without
+    them, JAX detects the cluster itself (TPU pods, SLURM, Open MPI, ``JAX_COORDINATOR_ADDRESS``) when
+    its environment is present, and a plain machine runs as one process. A cluster that is present but
+    misconfigured raises a :class:`UsageError`: it never falls back to one process silently.
+    """
+    from jaxplain.errors import UsageError
+
+    explicit = (coordinator, num_processes, process_id)
+    if any(v is not None for v in explicit) and any(v is None for v in explicit):
+        raise UsageError("give all of --coordinator, --num-processes and --process-id, or none (automatic)")
+    if coordinator is None and not _detected_cluster():
+        return 0, 1
+    if num_processes is not None and not 0 <= process_id < num_processes:
+        raise UsageError(f"--process-id must be in [0, {num_processes}); got {process_id}")
     try:
-        jax.distributed.initialize()
-    except (ValueError, RuntimeError):
-        pass
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(f"could not join the multi-process job ({e}); check the coordinator address and the "
+                         "process count and id") from e
+    return jax.process_index(), jax.process_count()
 
 
 def pad_rows(tree, multiple: int):

@@ -105,3 +105,62 @@ def test_a_job_killed_with_sigkill_resumes_to_the_uninterrupted_result(folder, t
     assert sorted((r["method"], r["index"]) for r in lines) == sorted((m, i) for m in METHODS for i in range(7))
     for method in METHODS:
         np.testing.assert_array_equal(read_maps(out, method)[1], read_maps(tmp_path / "whole", method)[1])
+
+
+def _cli_job(folder, out, process, port, limit=7):
+    """``jaxplain explain --data`` as one of two processes with two CPU devices each."""
+    env = os.environ | {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from conftest import make_tiny_model\n"
+              "import jaxplain.zoo as zoo; zoo.register_model('tiny', make_tiny_model)\n"
+              "from jaxplain.cli import main; main()")
+    args = ["explain", "--data", str(folder), "--model", "tiny", "--method", "gradcam,rise", "--set",
+            "rise.num_masks=20", "--set", "rise.chunk=10", "--batch-size", "1", "--limit", str(limit),
+            "--out", str(out), "--coordinator", f"localhost:{port}", "--num-processes", "2",
+            "--process-id", str(process)]
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_over_localhost_equal_one_and_resume_after_one_is_killed(folder, tmp_path, tiny_model):
+    import socket
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            return s.getsockname()[1]
+
+    out = tmp_path / "two"
+    first = [_cli_job(folder, out, p, port) for port in [free_port()] for p in (0, 1)]
+    records = out / "records-p1.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and (not records.exists() or not records.read_text().strip()):
+        time.sleep(0.05)
+    first[1].kill()  # process 1 dies mid-run; process 0 may finish its share, then waits for its lost peer
+    try:
+        first[0].wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        first[0].kill()  # as a cluster scheduler would
+    first[0].wait()
+    second = [_cli_job(folder, out, p, port) for port in [free_port()] for p in (0, 1)]
+    for process in second:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    run_job(tiny_model, JobConfig({"gradcam": {}, "rise": {"num_masks": 20, "chunk": 10}}, str(folder),
+                                  batch_size=1), tmp_path / "one")
+    for method in ("gradcam", "rise"):
+        indices, maps, records_read = read_maps(out, method)
+        np.testing.assert_array_equal(indices, np.arange(7))  # every image once, none twice
+        np.testing.assert_allclose(maps, read_maps(tmp_path / "one", method)[1], atol=1e-6)
+
+
+def test_a_half_given_cluster_is_an_error_and_a_plain_machine_is_one_process(monkeypatch):
+    from jaxplain.parallel import CLUSTER_VARIABLES, initialise_distributed
+
+    for name in (*CLUSTER_VARIABLES, "SLURM_NTASKS", "SLURM_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert initialise_distributed() == (0, 1)
+    with pytest.raises(UsageError, match="all of --coordinator"):
+        initialise_distributed("localhost:1234", None, 0)
+    with pytest.raises(UsageError, match="process-id must be in"):
+        initialise_distributed("localhost:1234", 2, 2)
