@@ -135,6 +135,7 @@ def explain(
     fixed_shape: bool = False,
     mesh=None,
     with_details: bool = False,
+    per_device: bool = True,
     **hyperparameters,
 ):
     """Saliency maps ``[N, H, W]`` for ``images`` (``[N, H, W, 3]`` in [0, 1]) and class ``labels``.
@@ -144,7 +145,10 @@ def explain(
     ``fixed_shape`` pads every chunk to ``batch_size`` rows, so a job whose last batch is short does
     not compile a second program. ``with_details`` returns ``(maps, {name: [N] array})`` with the
     method's per-image diagnostics (re-label distillation's noise scale, class balance, student
-    fidelity, ...; ``{}`` for methods without any).
+    fidelity, ...; ``{}`` for methods without any). ``per_device`` (default) runs each device's shard
+    of the batch with ``jax.shard_map``, the per-device SPMD form of ``pmap``; ``False`` runs the batch
+    under ``jit`` with ``NamedSharding`` and leaves the partitioning to XLA. Both give the same maps
+    (tests/test_parallel.py); the per-device form bounds memory by walking each shard image by image.
     """
     images = check_images(images, model.input_shape)
     params = model.params if params is None else params
@@ -166,8 +170,8 @@ def explain(
         rows = s.stop - s.start
         if fixed_shape and rows < batch_size:
             batch = pad_rows(batch, batch_size)
-        out, extra = run_sharded(fn, (state, params), batch, mesh, per_device=True) if detailed else (
-            run_sharded(fn, (state, params), batch, mesh, per_device=True), {})
+        out, extra = run_sharded(fn, (state, params), batch, mesh, per_device=per_device) if detailed else (
+            run_sharded(fn, (state, params), batch, mesh, per_device=per_device), {})
         chex.assert_shape(out, (len(batch[0]), *images.shape[1:3]))  # the contract: one [H, W] map per image
         maps.append(np.asarray(out[:rows], np.float32))
         details.append({name: np.asarray(value[:rows], np.float32) for name, value in extra.items()})

@@ -44,6 +44,10 @@ SCRIPT = textwrap.dedent("""
         sharded = runner.explain(model, method, images, labels, key=1, mesh=data_mesh(), **options)
         single = runner.explain(model, method, images, labels, key=1, mesh=data_mesh(jax.devices()[:1]), **options)
         out[method] = float(np.abs(sharded - single).max() / (np.abs(single).max() + 1e-12))
+        if method in ("gradcam", "rise", "relabel"):  # the same batch under jit + NamedSharding (XLA partitions)
+            partitioned = runner.explain(model, method, images, labels, key=1, mesh=data_mesh(), per_device=False,
+                                         **options)
+            out[method + "_jit"] = float(np.abs(partitioned - sharded).max() / (np.abs(sharded).max() + 1e-12))
     print(json.dumps(out))
 """)
 
@@ -55,10 +59,11 @@ def test_maps_are_the_same_on_8_devices_and_on_1():
                             env=env, cwd=root, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     differences = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(differences) == {"gradcam", "rise", "integrated_gradients", "relabel", "gfi", "dax"}
+    assert set(differences) == {"gradcam", "rise", "integrated_gradients", "relabel", "gfi", "dax", "gradcam_jit",
+                                "rise_jit", "relabel_jit"}
     # relabel, GFI and DAX fit something by gradient descent, which amplifies float rounding (different
     # per-device GEMM shapes sum in a different order); every other method is a fixed computation.
-    tolerance = {"relabel": 2e-3, "gfi": 2e-3, "dax": 2e-2}
+    tolerance = {"relabel": 2e-3, "relabel_jit": 2e-3, "gfi": 2e-3, "dax": 2e-2}
     for method, difference in differences.items():
         assert difference < tolerance.get(method, 1e-4), (method, difference)
 
