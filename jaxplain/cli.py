@@ -14,6 +14,9 @@ from jaxplain.errors import JaxplainError, UsageError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__ and "Explain image classifiers with saliency maps.")
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="teacher name from `jaxplain models`")]
+DtypeOption = Annotated[str, typer.Option(
+    help="the teacher's compute dtype for explaining: float32, or bfloat16 (mixed precision: softmax and "
+         "accumulations stay float32)")]
 DataOption = Annotated[str, typer.Option("--data", "-d", help="labelled folder (with labels.tsv) or tfds:NAME[:SPLIT]")]
 TfdsDirOption = Annotated[Optional[Path], typer.Option("--tfds-dir", help="TFDS data dir (default $TFDS_DATA_DIR)")]
 RawDataOption = Annotated[
@@ -57,6 +60,17 @@ def split_methods(methods: str) -> list[str]:
     return names
 
 
+def teacher_in(name: str, dtype: str):
+    """The named teacher computing in ``dtype`` (see :func:`jaxplain.model.computing_in`)."""
+    from jaxplain.model import computing_in
+    from jaxplain.zoo import load_model
+
+    try:
+        return computing_in(load_model(name), dtype)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--dtype {dtype!r}: {e}") from e
+
+
 def split_labelled_methods(methods: str) -> tuple[list[str], dict[str, str]]:
     """``"rise,rise_small=rise"`` -> labels ``["rise", "rise_small"]`` and ``{"rise_small": "rise"}``.
 
@@ -91,6 +105,7 @@ def explain(
     settings: SetOption = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
+    dtype: DtypeOption = "float32",
     coordinator: Annotated[Optional[str], typer.Option(
         help="with --data on several hosts: HOST:PORT of process 0 (default: detected on TPU pods, SLURM)")] = None,
     num_processes: Annotated[Optional[int], typer.Option(help="with --coordinator: how many processes")] = None,
@@ -115,13 +130,13 @@ def explain(
         process, processes = initialise_distributed(coordinator, num_processes, process_id)
         config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
                            examples, target, process, processes)
-        counts = run_job(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
+        counts = run_job(teacher_in(model, dtype), config, out, data_dir=tfds_dir, raw_data=raw_data)
         typer.echo(f"{counts['explained']} images explained, {counts['skipped']} already done; {summary(out)}")
         typer.echo(f"read them with jaxplain.jobs.read_maps({str(out)!r}, METHOD)")
         return
     if not images:
         raise UsageError("no images given; pass one or more image files, or --data")
-    teacher = load_model(model)
+    teacher = teacher_in(model, dtype)
     records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
                             hyperparameters=hyperparameters, batch_size=batch_size)
     for record in records:
@@ -165,6 +180,7 @@ def evaluate(
     localisation_alpha: Annotated[float, typer.Option(
         help="localisation threshold: alpha x the mean of the min-max normalised map (GFI paper: 1.1)")] = 1.1,
     settings: SetOption = None,
+    dtype: DtypeOption = "float32",
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
 ):
@@ -176,7 +192,7 @@ def evaluate(
     names, aliases = split_labelled_methods(methods)
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
     config = EvaluationConfig(parse_settings(settings, names), data, limit, protocol, seed, batch_size, examples,
-                              aliases, chosen, target, localisation_alpha)
+                              aliases, chosen, target, localisation_alpha, dtype)
     rows = run(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")

@@ -41,7 +41,8 @@ class Normalisation:
     std: tuple[float, ...]
 
     def __call__(self, images: Array) -> Array:
-        return (images * 255.0 - jnp.asarray(self.mean)) / jnp.asarray(self.std)
+        dtype = images.dtype if jnp.issubdtype(images.dtype, jnp.floating) else jnp.float32
+        return (images * 255.0 - jnp.asarray(self.mean, dtype)) / jnp.asarray(self.std, dtype)  # in the input's dtype
 
     @property
     def zero_pixel(self) -> tuple[float, ...]:
@@ -219,6 +220,25 @@ def flip_averaged(model: Model) -> Model:
         logits_m, features_m = apply(params, images[:, :, ::-1], mirrored_taps)
         averaged = {k: 0.5 * (features[k] + mirror(features_m[k])) for k in features}
         return 0.5 * (logits + logits_m), averaged
+
+    return model.replace(apply_fn=apply_fn)
+
+
+def computing_in(model: Model, dtype: str) -> Model:
+    """The model with its forward (and backward) passes computed in ``dtype`` (mixed precision, e.g.
+    ``"bfloat16"``): params, images and taps are cast on the way in; logits and features come out in
+    float32, so softmaxes, accumulations and maps stay float32. ``"float32"`` returns ``model``."""
+    if jnp.dtype(dtype) == jnp.float32:
+        return model
+    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise ValueError(f"dtype must be a floating-point type such as bfloat16; got {dtype!r}")
+    apply = model.apply_fn
+    cast = lambda tree: jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+    def apply_fn(params, images, taps=None):
+        logits, features = apply(cast(params), images.astype(dtype), cast(taps) if taps else None)
+        return logits.astype(jnp.float32), {k: v.astype(jnp.float32) for k, v in features.items()}
 
     return model.replace(apply_fn=apply_fn)
 

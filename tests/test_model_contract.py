@@ -100,3 +100,25 @@ def test_flip_averaged_model_averages_logits_and_keeps_feature_gradients_consist
     direction = jax.random.normal(jax.random.key(2), zero.shape)
     numeric = (score(1e-3 * direction) - score(-1e-3 * direction)) / 2e-3
     np.testing.assert_allclose(float(jnp.vdot(grad, direction)), float(numeric), rtol=2e-3)
+
+
+def test_mixed_precision_computes_in_bfloat16_and_returns_float32(tiny_model, tiny_images):
+    from jaxplain import runner
+    from jaxplain.model import computing_in
+
+    half = computing_in(tiny_model, "bfloat16")
+    assert computing_in(tiny_model, "float32") is tiny_model
+    logits, features = half.apply_fn(half.params, jnp.asarray(tiny_images))
+    assert logits.dtype == jnp.float32 and all(v.dtype == jnp.float32 for v in features.values())
+    text = str(jax.make_jaxpr(lambda x: half.apply_fn(half.params, x)[0])(jnp.asarray(tiny_images)))
+    assert "conv_general_dilated" in text and "bf16[3,8,8,8]" in text  # the convolutions really run in bfloat16
+    full_logits = tiny_model.logits(tiny_model.params, jnp.asarray(tiny_images))
+    np.testing.assert_allclose(logits, full_logits, atol=0.05 * float(jnp.abs(full_logits).max()))
+    labels = np.array([0, 1, 2])
+    for method in ("gradcam", "gradient"):  # a tap gradient and an input gradient, through the cast
+        a = runner.explain(tiny_model, method, tiny_images, labels, key=0)
+        b = runner.explain(half, method, tiny_images, labels, key=0)
+        assert b.dtype == np.float32
+        assert np.abs(a - b).max() < 0.05 * np.abs(a).max(), method  # bfloat16 keeps 2-3 significant digits
+    with pytest.raises(ValueError, match="floating-point"):
+        computing_in(tiny_model, "int8")

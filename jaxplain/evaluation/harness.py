@@ -34,7 +34,7 @@ from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask, grid_pointing_score,
                                            localisation_miss, mean_intensity)
-from jaxplain.model import Model
+from jaxplain.model import Model, computing_in
 from jaxplain.parallel import data_mesh, pad_rows, run_sharded
 from jaxplain.viz import html_table, save_overlay, write_index
 
@@ -60,12 +60,13 @@ class EvaluationConfig:
     metrics: tuple[str, ...] | None = None  # None: deletion_insertion, plus the grid metrics on grids
     target: str = "auto"  # class explained: predicted, label (the dataset's), auto (label on grids)
     localisation_alpha: float = LOCALISATION_ALPHA
+    dtype: str = "float32"  # the explainers' teacher computes in this dtype; the metrics' teacher in float32
 
     def identity(self, model_name: str) -> dict:
         """The settings a resumed run must share with the run that wrote the records."""
         return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
                 "methods": self.methods, "aliases": self.aliases, "metrics": list(self.metrics or ()),
-                "target": self.target, "localisation_alpha": self.localisation_alpha}
+                "target": self.target, "localisation_alpha": self.localisation_alpha, "dtype": self.dtype}
 
     def resolved(self, grid: bool) -> "EvaluationConfig":
         """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
@@ -102,7 +103,8 @@ def append_records(path: Path, records: list[dict]) -> None:
 
 
 # settings added after the first tables were written, with the values those runs used
-_IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", "localisation_alpha": LOCALISATION_ALPHA}
+_IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", "localisation_alpha": LOCALISATION_ALPHA,
+                      "dtype": "float32"}
 
 
 def _check_resume(out: Path, identity: dict) -> None:
@@ -194,7 +196,11 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
         raise UsageError(f"--limit must be at least 1; got {config.limit}")
     if config.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {config.batch_size}")
-    explainers = {label: runner.make_explainer(config.aliases.get(label, label), model, **hp)
+    try:
+        explaining = computing_in(model, config.dtype)  # what the explainers query; the metrics use `model`
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--dtype {config.dtype!r}: {e}") from e
+    explainers = {label: runner.make_explainer(config.aliases.get(label, label), explaining, **hp)
                   for label, hp in config.methods.items()}
     source, _ = open_source(config.data, num_classes=model.num_classes, data_dir=data_dir, raw_data=raw_data)
     config = config.resolved(grid=bool(getattr(source, "has_cells", False)))
@@ -208,7 +214,7 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     done = {(r["method"], r["index"]) for r in read_records(records_path)}
     mesh = mesh or data_mesh()
     key = jax.random.key(config.seed)
-    states = {m: e.init(jax.random.fold_in(key, -1 % 2**31), model, None) for m, e in explainers.items()}
+    states = {m: e.init(jax.random.fold_in(key, -1 % 2**31), explaining, None) for m, e in explainers.items()}
     todo = np.asarray([i for i in range(n) if any((m, i) not in done for m in explainers)], np.int64)
     compiled: set[str] = set()
     batches = iterate_batches(source, config.batch_size, model.preprocessing, indices=todo)
@@ -223,7 +229,7 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
                     continue
                 images, targets, indices = batch.images[rows], labels[rows], batch.indices[rows]
                 start = time.perf_counter()
-                maps, diagnostics = runner.explain(model, explainer, images, targets, key=key, indices=indices,
+                maps, diagnostics = runner.explain(explaining, explainer, images, targets, key=key, indices=indices,
                                                    state=states[method], batch_size=config.batch_size,
                                                    fixed_shape=True, mesh=mesh, with_details=True)
                 seconds = (time.perf_counter() - start) / len(indices)
