@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet audio-clips eval-audio bench-imagenet bench-cifar
+#       gfi-dev grids-imagenet audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study race bench-job
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
 # from their last checkpoint in runs/ and evaluations from their records when run again.
@@ -85,6 +85,19 @@ for stage in "$@"; do
       $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev" --batch 16 ;;
     bench-cifar)
       $PYTHON experiments/benchmark.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --batch 64 --teacher-batch 1024 ;;
+    relabel-dev-study)
+      # re-label distillation's design choices, on the even (development) rows of imagenet-dev only
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" even runs/imagenet-dev-dev.tsv
+      $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
+        --out results/relabel_dev_study
+      $PYTHON experiments/paired.py results/relabel_dev_study --against default ;;
+    race)
+      # jaxplain against pytorch-grad-cam, captum and batched PyTorch RISE on this machine ('reference' extra)
+      (cd experiments && $PYTHON race.py --images 4 --repeats 3 --out ../results/race.csv) ;;
+    bench-job)
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
+      $PYTHON experiments/job_benchmark.py --data runs/imagenet-dev-heldout.tsv --limit 64 --batch 16 \
+        --methods gradcam,rise --settings '{"rise": {"num_masks": 1000}}' ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done
