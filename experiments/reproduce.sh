@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export TFDS_DATA_DIR="${TFDS_DATA_DIR:-$PWD/runs/tfds}"
 JAXPLAIN="${JAXPLAIN:-jaxplain}"
 PYTHON="${PYTHON:-python}"
-METHODS=relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad,random,centre
+# the large evaluations are job files in experiments/configs/ (jaxplain evaluate --config FILE)
 # re-label distillation ablations: the map as weight x (pixel - mean colour) instead of the raw weight
 # magnitudes, and that map from a student fitted with Adam instead of momentum gradient descent
 ABLATIONS=relabel_input=relabel,relabel_adam=relabel
@@ -41,10 +41,7 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_stage6=gfi,gfi_stage5=gfi,gradcam \
         --set gfi_stage6.layer=stage6 --set gfi_stage5.layer=stage5 --data runs/grids-dev --limit 64 \
         --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-layers
-      $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_lr=gfi,gfi_pen=gfi,gfi_long=gfi \
-        --set gfi_lr.learning_rate=0.05 --set gfi_pen.target_penalty=0.2 --set gfi_pen.inversion_penalty=0.5 \
-        --set gfi_long.steps=160 --set gfi_long.decay_every=20 --set gfi_long.inversion_steps=22 \
-        --data runs/grids-dev --limit 32 --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-tuning ;;
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_tuning.toml ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
@@ -67,18 +64,12 @@ for stage in "$@"; do
     eval-imagenet)
       # the odd rows of imagenet-dev: the half the ImageNet VAE never saw
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
-      $JAXPLAIN evaluate --model efficientnet_lite0 --methods $METHODS,$ABLATIONS --data runs/imagenet-dev-heldout.tsv \
-        --out results/imagenet_dev_heldout --batch-size "${IMAGENET_BATCH:-16}" --examples 3 --limit "${IMAGENET_LIMIT:-250}" \
-        $ABLATION_SETTINGS ;;
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_heldout.toml --batch-size "${IMAGENET_BATCH:-16}" \
+        --limit "${IMAGENET_LIMIT:-250}" ;;
     eval-cifar)
       # run (on an H100) with relabel's earlier defaults (Adam student, input attribution); the comparison
       # with today's default follows
-      $JAXPLAIN evaluate --model cifar10_resnet_small --methods $METHODS,relabel_weights=relabel,relabel_decoded=relabel \
-        --data tfds:cifar10_jpeg:test --limit 500 --out results/cifar10_test --batch-size 50 --examples 6 \
-        --set relabel.student_optimiser=adam --set relabel.attribution=input \
-        --set relabel_weights.student_optimiser=adam --set relabel_weights.attribution=magnitude \
-        --set relabel_weights.student_resolution=32 --set relabel_decoded.student_optimiser=adam \
-        --set relabel_decoded.attribution=input --set relabel_decoded.neighbourhood=decoded
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_test.toml
       $JAXPLAIN evaluate --model cifar10_resnet_small --methods relabel,relabel_input=relabel,relabel_adam=relabel,random \
         $ABLATION_SETTINGS --data tfds:cifar10_jpeg:test --limit 24 --batch-size 24 --out results/cifar10_relabel_student ;;
     bench-imagenet)

@@ -164,8 +164,10 @@ def accuracy(
 
 @app.command()
 def evaluate(
-    data: DataOption,
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (rerun with the same one to resume)")],
+    ctx: typer.Context,
+    data: Annotated[Optional[str], typer.Option(
+        "--data", "-d", help="labelled folder (with labels.tsv) or tfds:NAME[:SPLIT]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output folder (rerun with the same one to resume)")] = None,
     model: ModelOption = "efficientnet_lite0",
     methods: Annotated[str, typer.Option("--methods", help="method names, comma-separated; LABEL=METHOD runs a variant")] = "gradcam,random",
     limit: Annotated[Optional[int], typer.Option(help="only the first N items")] = None,
@@ -181,19 +183,40 @@ def evaluate(
         help="localisation threshold: alpha x the mean of the min-max normalised map (GFI paper: 1.1)")] = 1.1,
     settings: SetOption = None,
     dtype: DtypeOption = "float32",
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="a TOML job file (experiments/configs/): every option above by name, and a [methods.LABEL] "
+                         "table per method with its settings; options given on the command line win")] = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
 ):
     """Faithfulness (deletion/insertion), localisation on grids (GridPG, localisation error), intensity and
     speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
     from jaxplain.evaluation.harness import EvaluationConfig, evaluate as run, markdown_table
+    from jaxplain.evaluation.job_file import from_command_line, read_job_file
     from jaxplain.zoo import load_model
 
+    options = dict(data=data, out=out, model=model, limit=limit, protocol=protocol, seed=seed, batch_size=batch_size,
+                   examples=examples, metrics=metrics, target=target, localisation_alpha=localisation_alpha, dtype=dtype)
     names, aliases = split_labelled_methods(methods)
-    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None
-    config = EvaluationConfig(parse_settings(settings, names), data, limit, protocol, seed, batch_size, examples,
-                              aliases, chosen, target, localisation_alpha, dtype)
-    rows = run(load_model(model), config, out, data_dir=tfds_dir, raw_data=raw_data)
+    hyperparameters = {name: {} for name in names}
+    if config is not None:
+        job = read_job_file(config, set(options))
+        given = from_command_line(ctx)
+        options |= {k: v for k, v in job["options"].items() if k not in given}
+        if "methods" not in given and job["methods"]:
+            names, aliases, hyperparameters = job["methods"], job["aliases"], job["settings"]
+    for label, changes in parse_settings(settings, names).items():  # --set wins over the file
+        hyperparameters[label] |= changes
+    if options["data"] is None or options["out"] is None:
+        raise UsageError("give --data and --out (or a --config file that names them)")
+    metrics = options["metrics"]
+    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if isinstance(metrics, str) else (
+        tuple(metrics) if metrics else None)
+    out = Path(options["out"])
+    evaluation = EvaluationConfig(hyperparameters, options["data"], options["limit"], options["protocol"],
+                                  options["seed"], options["batch_size"], options["examples"], aliases, chosen,
+                                  options["target"], options["localisation_alpha"], options["dtype"])
+    rows = run(load_model(options["model"]), evaluation, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")
 

@@ -87,3 +87,25 @@ def test_explain_a_real_photo_with_the_imagenet_teacher(tmp_path):
     record = json.loads((tmp_path / "out" / "results.json").read_text())["images"][0]
     assert record["class_index"] in (281, 282, 285)
     assert np.load(tmp_path / "out" / "results.npz")["maps_gradcam"].shape == (1, 224, 224)
+
+
+def test_a_job_file_runs_an_evaluation_and_the_command_line_wins(pictures, tmp_path, capsys):
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    rows = ["file\tclass_index"]
+    for i, path in enumerate(pictures):
+        Image.open(path).convert("RGB").save(folder / f"{i}.png")
+        rows.append(f"{i}.png\t{i}")
+    (folder / "labels.tsv").write_text("\n".join(rows) + "\n")
+    job = tmp_path / "job.toml"
+    job.write_text(f'model = "tiny"\ndata = "{folder}"\nout = "{tmp_path / "run"}"\nlimit = 3\nbatch_size = 2\n'
+                   '[methods.gradcam]\n[methods.rise_small]\nmethod = "rise"\nnum_masks = 20\nchunk = 10\n')
+    assert main(["evaluate", "--config", str(job), "--limit", "2", "--set", "rise_small.p=0.25"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["methods"] == {"gradcam": {}, "rise_small": {"num_masks": 20, "chunk": 10, "p": 0.25}}
+    assert config["aliases"] == {"rise_small": "rise"}
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert sorted({r["index"] for r in records}) == [0, 1]  # --limit 2 from the command line, not the file's 3
+    job.write_text('model = "tiny"\nmodle = "x"\n')
+    assert main(["evaluate", "--config", str(job)]) == 2
+    assert "unknown option 'modle'" in capsys.readouterr().err
