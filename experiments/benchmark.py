@@ -69,6 +69,18 @@ def photos(model, batch: int, data: str | None) -> np.ndarray:
     return np.stack([base[i % len(base)] for i in range(batch)])
 
 
+def append_rows(path: Path, columns, rows: list[dict]) -> None:
+    """Appends result rows to a CSV file (with its header when the file is new) and says so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    print(f"appended {len(rows)} rows to {path}")
+
+
 def timed(fn, repeats: int) -> float:
     jax.block_until_ready(fn())  # compile and warm up
     seconds = []
@@ -125,14 +137,7 @@ def main() -> None:
         })
         print(f"| {method} | {maps_per_s:.2f} maps/s | roofline {roofline or float('nan'):.2f} | "
               f"fraction {maps_per_s / roofline if roofline else float('nan'):.2f} |", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"appended {len(rows)} rows to {args.out}")
+    append_rows(args.out, COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Python API compiles once per method, settings and shape; the first and second ca
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import tempfile
@@ -28,6 +27,8 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.jobs import JobConfig, run_job
 from jaxplain.zoo import load_model
+
+from benchmark import append_rows  # experiments/benchmark.py, beside this script
 
 COLUMNS = ("date", "device", "devices", "model", "method", "settings", "batch", "images", "first_call_s",
            "second_call_s", "device_only_maps_per_s", "end_to_end_maps_per_s", "ratio")
@@ -80,14 +81,7 @@ def main() -> None:
                      "ratio": round(end_to_end / device_only, 3)})
         print(f"| {method} | first call {first:.1f} s, second {second:.1f} s | device-only {device_only:.2f} maps/s | "
               f"end-to-end {end_to_end:.2f} maps/s | ratio {end_to_end / device_only:.2f} |", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"appended {len(rows)} rows to {args.out}")
+    append_rows(args.out, COLUMNS, rows)
 
 
 if __name__ == "__main__":

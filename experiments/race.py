@@ -23,10 +23,8 @@ forward throughput at ``--teacher-batch`` is measured in the same run. Writes ``
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -39,18 +37,10 @@ from jaxplain.explainers.lime import host_superpixels
 from jaxplain.models.torch_reference import TorchLite0, nchw
 from jaxplain.zoo import load_model
 
+from benchmark import append_rows, photos, timed  # experiments/benchmark.py, beside this script
+
 COLUMNS = ("date", "device", "threads", "dtype", "method", "peer", "images", "batch", "jaxplain_maps_per_s",
            "peer_maps_per_s", "ratio", "jaxplain_teacher_images_per_s", "torch_teacher_images_per_s", "work")
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def torch_rise(model, x: torch.Tensor, labels, num_masks: int, batch: int, grid: int = 7, p: float = 0.5,
@@ -129,8 +119,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/race.csv"))
     args = parser.parse_args()
 
-    from benchmark import photos  # experiments/benchmark.py: the demo photos at the model's input
-
     teacher = load_model("efficientnet_lite0")
     images = photos(teacher, args.images, None)
     labels = runner.predict(teacher, images).argmax(-1)
@@ -140,11 +128,10 @@ def main() -> None:
 
     batch = photos(teacher, args.teacher_batch, None)
     logits = jax.jit(teacher.logits)
-    jax_teacher = args.teacher_batch / median_seconds(lambda: jax.block_until_ready(logits(teacher.params, batch)),
-                                                      args.repeats)
+    jax_teacher = args.teacher_batch / timed(lambda: logits(teacher.params, batch), args.repeats)
     with torch.no_grad():
         xb = nchw(batch)
-        torch_teacher = args.teacher_batch / median_seconds(lambda: torch_model(xb), args.repeats)
+        torch_teacher = args.teacher_batch / timed(lambda: torch_model(xb), args.repeats)
     device = f"{platform.processor() or platform.machine()} CPU" if jax.default_backend() == "cpu" else jax.devices()[0].device_kind
     print(f"teacher forward, images/s: jaxplain {jax_teacher:.1f}, torch {torch_teacher:.1f} "
           f"({device}, torch threads {torch.get_num_threads()})")
@@ -159,10 +146,10 @@ def main() -> None:
         settings = ours[method]
         if method in ("rise", "lime") and (settings.get("num_masks", settings.get("num_samples")) % args.batch):
             raise SystemExit(f"--masks and --samples must be multiples of --batch ({args.batch})")
-        mine = median_seconds(lambda: runner.explain(teacher, method, images, labels, batch_size=args.images,
+        mine = timed(lambda: runner.explain(teacher, method, images, labels, batch_size=args.images,
                                                      **settings), args.repeats)
         peer_name, peer = table[method]
-        theirs = median_seconds(peer, 1 if method in ("lime", "scorecam", "rise") else args.repeats)
+        theirs = timed(peer, 1 if method in ("lime", "scorecam", "rise") else args.repeats)
         row = {"date": datetime.date.today().isoformat(), "device": device, "threads": torch.get_num_threads(),
                "dtype": "float32", "method": method, "peer": peer_name, "images": args.images, "batch": args.batch,
                "jaxplain_maps_per_s": round(args.images / mine, 3), "peer_maps_per_s": round(args.images / theirs, 3),
@@ -171,14 +158,7 @@ def main() -> None:
         rows.append(row)
         print(f"| {method} | {row['jaxplain_maps_per_s']} | {peer_name} | {row['peer_maps_per_s']} | "
               f"{row['ratio']}x |", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"appended {len(rows)} rows to {args.out}")
+    append_rows(args.out, COLUMNS, rows)
 
 
 if __name__ == "__main__":

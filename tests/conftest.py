@@ -36,6 +36,20 @@ def make_tiny_model(size: int = 16, num_classes: int = 5, seed: int = 0):
                       preprocessing=Preprocessing(size, size), normalisation=UNIT_RANGE)
 
 
+def write_labelled_folder(root: Path, count: int, seed: int = 0) -> Path:
+    """``count`` random 20x20 PNG images and a ``labels.tsv`` (class ``i % 5``) in ``root``, created."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    rows = ["file\tclass_index"]
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / f"{i}.png")
+        rows.append(f"{i}.png\t{i % 5}")
+    (root / "labels.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     return make_tiny_model()

@@ -11,19 +11,12 @@ from PIL import Image
 from jaxplain import runner
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import SUMMARY_COLUMNS, EvaluationConfig, evaluate, read_records
+from tests.conftest import write_labelled_folder
 
 
 @pytest.fixture
 def folder(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "images"
-    root.mkdir()
-    rows = ["file\tclass_index"]
-    for i in range(7):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / f"{i}.png")
-        rows.append(f"{i}.png\t{i % 5}")
-    (root / "labels.tsv").write_text("\n".join(rows) + "\n")
-    return root
+    return write_labelled_folder(tmp_path / "images", 7)
 
 
 def config(folder, **changes):

@@ -10,28 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxplain import runner
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.errors import UsageError
 from jaxplain.jobs import JobConfig, read_maps, run_job
+from tests.conftest import write_labelled_folder
 
 METHODS = {"gradcam": {}, "rise": {"num_masks": 20, "chunk": 10}}
 
 
 @pytest.fixture
 def folder(tmp_path):
-    rng = np.random.default_rng(1)
-    root = tmp_path / "images"
-    root.mkdir()
-    rows = ["file\tclass_index"]
-    for i in range(7):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / f"{i}.png")
-        rows.append(f"{i}.png\t{i % 5}")
-    (root / "labels.tsv").write_text("\n".join(rows) + "\n")
-    return root
+    return write_labelled_folder(tmp_path / "images", 7, seed=1)
 
 
 def test_streamed_maps_equal_in_memory_maps(folder, tmp_path, tiny_model):

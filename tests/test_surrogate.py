@@ -4,14 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
 from jaxplain.nets.surrogate import Surrogate
 from jaxplain.train.surrogate_trainer import SurrogateRecipe, distillation_losses, explanation_loss, train
 from jaxplain.zoo import MODELS
-from tests.conftest import make_tiny_model
+from tests.conftest import make_tiny_model, write_labelled_folder
 
 
 def test_the_network_returns_logits_and_a_map_in_unit_range():
@@ -41,21 +40,14 @@ def test_distillation_and_explanation_losses_by_hand():
 
 def test_train_load_and_explain_with_a_tiny_teacher(tmp_path, monkeypatch):
     monkeypatch.setitem(MODELS, "tiny", make_tiny_model)
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rows = ["file\tclass_index"]
-    for i in range(24):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-        rows.append(f"{i}.png\t{i % 5}")
-    (folder / "labels.tsv").write_text("\n".join(rows) + "\n")
+    folder = write_labelled_folder(tmp_path / "images", 24)
     recipe = SurrogateRecipe(teacher="tiny", data=str(folder), holdout=str(folder), folder_rows="even", width=8,
                              epochs=2, batch_size=4, bf16=False, holdout_limit=12)
     config = train(recipe, tmp_path / "surrogate", tmp_path / "run")
     assert config["train_images"] == 12 and config["holdout_images"] == 12
     assert 0.0 <= config["agreement"] <= 1.0 and 0.0 < config["map_mean"] < 1.0
     model = make_tiny_model()
-    images = rng.uniform(size=(3, 16, 16, 3)).astype(np.float32)
+    images = np.random.default_rng(1).uniform(size=(3, 16, 16, 3)).astype(np.float32)
     maps = runner.explain(model, "surrogate", images, [0, 1, 2], checkpoint=str(tmp_path / "surrogate"))
     again = runner.explain(model, "surrogate", images, [4, 4, 4], checkpoint=str(tmp_path / "surrogate"))
     assert maps.shape == (3, 16, 16) and np.isfinite(maps).all()
