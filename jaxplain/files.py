@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -41,3 +42,20 @@ def check_output_folder(out: str | Path) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out} cannot be written ({existing} is read-only); choose a writable folder")
     return out
+
+
+def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict | None = None,
+                        name: str = "config.json") -> None:
+    """Records ``identity`` (the settings that decide a resumable job's results) in ``out/name``, or, when
+    ``out`` already holds one, checks it is the same (``defaults`` fill keys older runs did not record):
+    resuming with other settings would mix two jobs' results, so it is refused naming what differs."""
+    path = Path(out) / name
+    if path.exists():
+        previous = (defaults or {}) | json.loads(path.read_text())
+        if previous != identity:
+            changed = sorted(k for k in identity if previous.get(k) != identity[k])
+            raise UsageError(f"{out} holds {kind} with other settings ({', '.join(changed)} differ); "
+                             "use a new --out folder, or the original settings to resume")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(identity, indent=1))

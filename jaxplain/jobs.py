@@ -23,6 +23,7 @@ own devices: explanations need no communication between images, so processes nev
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import time
@@ -37,7 +38,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches, process_shard
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import append_records, read_records
-from jaxplain.files import check_output_folder, write_text
+from jaxplain.files import check_output_folder, claim_output_folder
 from jaxplain.model import Model
 from jaxplain.parallel import data_mesh
 
@@ -71,19 +72,6 @@ def records_path(out: Path, process: int) -> Path:
     return Path(out) / f"records-p{process}.jsonl"
 
 
-def _check_identity(out: Path, identity: dict) -> None:
-    path = out / JOB
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != identity:
-            changed = sorted(k for k in identity if previous.get(k) != identity[k])
-            raise UsageError(f"{out} holds a job with other settings ({', '.join(changed)} differ); use a new "
-                             "--out folder, or the original command to resume")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(identity, indent=1))
-
-
 def _open_maps(path: Path, rows: int, shape: tuple[int, int]) -> np.memmap:
     if path.exists():
         maps = np.load(path, mmap_mode="r+")
@@ -109,7 +97,7 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
     total = len(source) if config.limit is None else min(config.limit, len(source))
     if total == 0:
         raise UsageError(f"{config.data} has no images")
-    _check_identity(out, config.identity(model.name))
+    claim_output_folder(out, config.identity(model.name), "a job", name=JOB)
     mine = process_shard(np.arange(total), config.process_index, config.process_count)
     row_of = {int(index): row for row, index in enumerate(mine)}
     records_file = records_path(out, config.process_index)
@@ -183,15 +171,12 @@ def read_maps(out: str | Path, method: str) -> tuple[np.ndarray, np.ndarray, lis
 
 
 def summary(out: str | Path) -> str:
-    """One line per method: images done, of how many."""
+    """The maps done per method, over every process's records (each file read once)."""
     out = Path(out)
     job = json.loads((out / JOB).read_text())
-    lines = []
-    for method in job["methods"]:
-        count = sum(sum(r["method"] == method for r in read_records(records_path(out, p)))
-                    for p in range(job["process_count"]))
-        lines.append(f"{method}: {count} maps")
-    return "; ".join(lines)
+    counts = collections.Counter(r["method"] for p in range(job["process_count"])
+                                 for r in read_records(records_path(out, p)))
+    return "; ".join(f"{method}: {counts[method]} maps" for method in job["methods"])
 
 
 __all__ = ["JobConfig", "read_maps", "run_job", "summary"]

@@ -170,8 +170,8 @@ def explain(
         rows = s.stop - s.start
         if fixed_shape and rows < batch_size:
             batch = pad_rows(batch, batch_size)
-        out, extra = run_sharded(fn, (state, params), batch, mesh, per_device=per_device) if detailed else (
-            run_sharded(fn, (state, params), batch, mesh, per_device=per_device), {})
+        out = run_sharded(fn, (state, params), batch, mesh, per_device=per_device)
+        out, extra = out if detailed else (out, {})
         chex.assert_shape(out, (len(batch[0]), *images.shape[1:3]))  # the contract: one [H, W] map per image
         maps.append(np.asarray(out[:rows], np.float32))
         details.append({name: np.asarray(value[:rows], np.float32) for name, value in extra.items()})

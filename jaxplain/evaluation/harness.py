@@ -29,7 +29,7 @@ from jaxplain import runner
 from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
-from jaxplain.files import check_output_folder, write_text
+from jaxplain.files import check_output_folder, claim_output_folder
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask, grid_pointing_score,
@@ -105,21 +105,6 @@ def append_records(path: Path, records: list[dict]) -> None:
 # settings added after the first tables were written, with the values those runs used
 _IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", "localisation_alpha": LOCALISATION_ALPHA,
                       "dtype": "float32"}
-
-
-def _check_resume(out: Path, identity: dict) -> None:
-    path = out / CONFIG
-    if path.exists():
-        previous = _IDENTITY_DEFAULTS | json.loads(path.read_text())
-        if previous != identity:
-            changed = sorted(k for k in identity if previous.get(k) != identity[k])
-            raise UsageError(
-                f"{out} holds an evaluation with other settings ({', '.join(changed)} differ); "
-                "use a new --out folder or the original settings to resume"
-            )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(identity, indent=1))
 
 
 @functools.lru_cache(maxsize=8)
@@ -208,7 +193,8 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     if n == 0:
         raise UsageError(f"--data {config.data} holds no images")
     check_output_folder(out)
-    _check_resume(out, config.identity(model.name))
+    claim_output_folder(out, config.identity(model.name), "an evaluation", defaults=_IDENTITY_DEFAULTS,
+                        name=CONFIG)
     (out / "examples").mkdir(exist_ok=True)
     records_path = out / RECORDS
     done = {(r["method"], r["index"]) for r in read_records(records_path)}
