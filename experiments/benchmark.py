@@ -1,10 +1,17 @@
 """Speed of every method next to the teacher's own forward throughput, measured in the same run.
 
-For each method it times the jitted, sharded ``explain`` on a batch of real photos after compilation
-(median of ``--repeats`` runs) and reports maps/s. The *roofline* of a method that needs F teacher
-forward passes per map is ``teacher images/s / F`` (F = number of samples for relabel, masks for
-RISE, ...); ``fraction`` is maps/s divided by that roofline. Prints a Markdown table and appends rows
-to a CSV file.
+One definition of maps/s is used by every table of the project (this script, `experiments/race.py`,
+`experiments/job_benchmark.py` and the evaluation summaries): maps divided by the wall-clock seconds of
+``runner.explain`` on a batch of decoded images in host memory, with host-side preparation (superpixels)
+and transfers included and compilation excluded (one warm-up call first; median of ``--repeats``). The
+teacher's images/s is measured the same way (``runner.predict``), on the same device mesh (every local
+device, the batch sharded along it) and in the same ``--dtype``; the dtype recorded is read from the
+compiled program's convolutions next to the one asked for (XLA on the CPU computes bfloat16 convolutions in
+float32, rounding their inputs to bfloat16; GPUs and TPUs run them in bfloat16).
+
+The *roofline* of a method that needs F teacher forward passes per map is ``teacher images/s / F``
+(F = number of samples for relabel, masks for RISE, ...); ``fraction`` is maps/s divided by that
+roofline. Prints a Markdown table and appends rows to a CSV file.
 
     python experiments/benchmark.py --model efficientnet_lite0 --methods relabel,gradcam --batch 16
 """
@@ -16,20 +23,21 @@ import csv
 import datetime
 import inspect
 import json
+import re
 import statistics
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxplain import explainers, runner
-from jaxplain.parallel import data_mesh, run_sharded
+from jaxplain.model import computing_in, probabilities_of
+from jaxplain.parallel import data_mesh
 from jaxplain.zoo import load_model
 
 DEFAULT_METHODS = "relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad"
-COLUMNS = ("date", "device", "devices", "dtype", "model", "method", "batch", "maps_per_s", "teacher_images_per_s",
+COLUMNS = ("date", "device", "devices", "dtype", "convolutions_dtype", "model", "method", "batch", "maps_per_s", "teacher_images_per_s",
            "teacher_batch", "forwards_per_map", "roofline_maps_per_s", "fraction_of_roofline", "settings")
 
 
@@ -69,6 +77,14 @@ def photos(model, batch: int, data: str | None) -> np.ndarray:
     return np.stack([base[i % len(base)] for i in range(batch)])
 
 
+def compiled_dtype(model, images) -> str:
+    """The element type of the convolutions in the compiled forward program: the dtype that really runs."""
+    text = jax.jit(lambda p, x: probabilities_of(model.apply_fn, p, x)).lower(model.params, images).compile().as_text()
+    kinds = {m for line in text.splitlines() if "convolution" in line or "cudnn$conv" in line for m in re.findall(r"=\s*\(?(bf16|f16|f32)\[", line)}
+    names = {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}
+    return "+".join(sorted(names[k] for k in kinds)) or "unknown"
+
+
 def append_rows(path: Path, columns, rows: list[dict]) -> None:
     """Appends result rows to a CSV file (with its header when the file is new) and says so."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,43 +115,41 @@ def main() -> None:
     parser.add_argument("--teacher-batch", type=int, default=256, help="images per teacher forward call")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", help="labelled folder or tfds:NAME[:SPLIT] to take images from")
+    parser.add_argument("--dtype", default="float32", help="the teacher's compute dtype: float32 or bfloat16")
     parser.add_argument("--settings", default="{}", help='JSON {method: {hyper-parameter: value}}')
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks.csv"))
     args = parser.parse_args()
 
-    model = load_model(args.model)
+    model = computing_in(load_model(args.model), args.dtype)
     mesh = data_mesh()
     settings = json.loads(args.settings)
-    teacher_images = jnp.asarray(photos(model, args.teacher_batch, args.data))
-    logits = jax.jit(model.logits)
-    teacher_ips = args.teacher_batch / timed(lambda: logits(model.params, teacher_images), args.repeats)
+    teacher_images = photos(model, args.teacher_batch, args.data)
+    teacher_ips = args.teacher_batch / timed(
+        lambda: runner.predict(model, teacher_images, batch_size=args.teacher_batch, mesh=mesh), args.repeats)
+    convolutions = compiled_dtype(model, teacher_images[:1])  # XLA:CPU computes bf16 convolutions in f32
     images = photos(model, args.batch, args.data)
-    labels = runner.predict(model, images).argmax(-1)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(args.batch))
+    labels = runner.predict(model, images, mesh=mesh).argmax(-1)
     device = jax.devices()[0].device_kind
     rows = []
-    print(f"{args.model} on {jax.device_count()} x {device}: teacher {teacher_ips:.0f} images/s at batch {args.teacher_batch}")
+    print(f"{args.model} on {mesh.size} x {device} ({args.dtype}, convolutions in {convolutions}): teacher {teacher_ips:.1f} images/s at batch "
+          f"{args.teacher_batch}")
     for method in args.methods.split(","):
         options = settings.get(method, {})
-        explainer = runner.make_explainer(method, model, **options)
-        state = explainer.init(jax.random.key(0), model, images[:1])
-        call = lambda state, params, x, y, k, prepared, e=explainer: e.explain(state, params, x, y, key=k, **prepared)
-        prepared = runner.host_inputs(explainer, images)
-        seconds = timed(lambda: run_sharded(call, (state, model.params), (images, labels, keys, prepared), mesh,
-                                            per_device=True), args.repeats)
+        seconds = timed(lambda: runner.explain(model, method, images, labels, key=0, batch_size=args.batch,
+                                               mesh=mesh, **options), args.repeats)
         maps_per_s = args.batch / seconds
         forwards = forwards_per_map(method, options, model)
         roofline = teacher_ips / forwards if forwards else None
         rows.append({
-            "date": datetime.date.today().isoformat(), "device": device, "devices": jax.device_count(),
-            "dtype": "float32", "model": args.model, "method": method, "batch": args.batch,
+            "date": datetime.date.today().isoformat(), "device": device, "devices": mesh.size,
+            "dtype": args.dtype, "convolutions_dtype": convolutions, "model": args.model, "method": method, "batch": args.batch,
             "maps_per_s": round(maps_per_s, 3), "teacher_images_per_s": round(teacher_ips, 1),
             "teacher_batch": args.teacher_batch, "forwards_per_map": forwards,
             "roofline_maps_per_s": round(roofline, 3) if roofline else "",
             "fraction_of_roofline": round(maps_per_s / roofline, 3) if roofline else "",
             "settings": json.dumps(options),
         })
-        print(f"| {method} | {maps_per_s:.2f} maps/s | roofline {roofline or float('nan'):.2f} | "
+        print(f"| {method} | {maps_per_s:.3g} maps/s | roofline {roofline or float('nan'):.3g} | "
               f"fraction {maps_per_s / roofline if roofline else float('nan'):.2f} |", flush=True)
     append_rows(args.out, COLUMNS, rows)
 

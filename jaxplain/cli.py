@@ -22,6 +22,9 @@ TfdsDirOption = Annotated[Optional[Path], typer.Option("--tfds-dir", help="TFDS 
 RawDataOption = Annotated[
     Optional[Path], typer.Option("--raw-data", help="folder with cifar10-jpeg.tar.gz (default $JAXPLAIN_DATA)")
 ]
+MemoryBudgetOption = Annotated[Optional[float], typer.Option(
+    help="GiB per device a method may use: its chunk (samples per teacher call) and, if need be, the batch size are "
+         "chosen to fit, from XLA's memory analysis (jaxplain.memory)")]
 SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="hyper-parameter METHOD.NAME=VALUE or NAME=VALUE (all methods); repeatable"),
@@ -106,6 +109,7 @@ def explain(
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
     dtype: DtypeOption = "float32",
+    memory_budget: MemoryBudgetOption = None,
     coordinator: Annotated[Optional[str], typer.Option(
         help="with --data on several hosts: HOST:PORT of process 0 (default: detected on TPU pods, SLURM)")] = None,
     num_processes: Annotated[Optional[int], typer.Option(help="with --coordinator: how many processes")] = None,
@@ -114,10 +118,12 @@ def explain(
     """Explain IMAGES (one overlay per image and method, results.npz/results.json and index.html), or every
     image of --data (a streamed, resumable dataset job; see jaxplain.jobs)."""
     from jaxplain.explain_files import explain_files
-    from jaxplain.zoo import load_model
+    from jaxplain.memory import plan_methods
 
     methods = split_methods(method)
     hyperparameters = parse_settings(settings, methods)
+    teacher = teacher_in(model, dtype)
+    batch_size, hyperparameters = plan_methods(teacher, hyperparameters, memory_budget, batch_size, report=typer.echo)
     if data is not None:
         from jaxplain.jobs import JobConfig, run_job, summary
 
@@ -130,13 +136,12 @@ def explain(
         process, processes = initialise_distributed(coordinator, num_processes, process_id)
         config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
                            examples, target, process, processes)
-        counts = run_job(teacher_in(model, dtype), config, out, data_dir=tfds_dir, raw_data=raw_data)
+        counts = run_job(teacher, config, out, data_dir=tfds_dir, raw_data=raw_data)
         typer.echo(f"{counts['explained']} images explained, {counts['skipped']} already done; {summary(out)}")
         typer.echo(f"read them with jaxplain.jobs.read_maps({str(out)!r}, METHOD)")
         return
     if not images:
         raise UsageError("no images given; pass one or more image files, or --data")
-    teacher = teacher_in(model, dtype)
     records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
                             hyperparameters=hyperparameters, batch_size=batch_size)
     for record in records:
@@ -183,6 +188,7 @@ def evaluate(
         help="localisation threshold: alpha x the mean of the min-max normalised map (GFI paper: 1.1)")] = 1.1,
     settings: SetOption = None,
     dtype: DtypeOption = "float32",
+    memory_budget: MemoryBudgetOption = None,
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="a TOML job file (experiments/configs/): every option above by name, and a [methods.LABEL] "
                          "table per method with its settings; options given on the command line win")] = None,
@@ -193,6 +199,7 @@ def evaluate(
     speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
     from jaxplain.evaluation.harness import EvaluationConfig, evaluate as run, markdown_table
     from jaxplain.evaluation.job_file import from_command_line, read_job_file
+    from jaxplain.memory import plan_methods
     from jaxplain.zoo import load_model
 
     options = dict(data=data, out=out, model=model, limit=limit, protocol=protocol, seed=seed, batch_size=batch_size,
@@ -213,6 +220,10 @@ def evaluate(
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if isinstance(metrics, str) else (
         tuple(metrics) if metrics else None)
     out = Path(options["out"])
+    if memory_budget is not None:  # planned on the teacher as the explainers run it
+        options["batch_size"], hyperparameters = plan_methods(
+            teacher_in(options["model"], options["dtype"]), hyperparameters, memory_budget, options["batch_size"],
+            aliases=aliases, report=typer.echo)
     evaluation = EvaluationConfig(hyperparameters, options["data"], options["limit"], options["protocol"],
                                   options["seed"], options["batch_size"], options["examples"], aliases, chosen,
                                   options["target"], options["localisation_alpha"], options["dtype"])

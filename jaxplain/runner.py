@@ -111,14 +111,16 @@ def compiled_explainer(model: Model, explainer: Explainer, state: State, batch_s
 
 
 def peak_memory(model: Model, method: str | Explainer, batch_size: int = 16, *, mesh=None, **hyperparameters) -> int:
-    """Bytes of working memory (XLA's temporary buffers, per device) that explaining a batch takes.
+    """Bytes per device that explaining a batch takes: XLA's temporary buffers plus the program's arguments
+    (params, images, ...) and outputs.
 
     Measured by compiling the program and reading its memory analysis, so it costs seconds and no
-    teacher forwards; the inputs, params and outputs come on top (a few MB).
+    teacher forwards. See :mod:`jaxplain.memory` for choosing a chunk from a budget.
     """
     explainer = make_explainer(method, model, **hyperparameters)
     state = explainer.init(jax.random.key(0), model, None)
-    return int(compiled_explainer(model, explainer, state, batch_size, mesh).memory_analysis().temp_size_in_bytes)
+    analysis = compiled_explainer(model, explainer, state, batch_size, mesh).memory_analysis()
+    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
 
 
 def explain(

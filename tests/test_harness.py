@@ -10,7 +10,8 @@ from PIL import Image
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
-from jaxplain.evaluation.harness import SUMMARY_COLUMNS, EvaluationConfig, evaluate, read_records
+from jaxplain.evaluation.harness import (SUMMARY_COLUMNS, EvaluationConfig, evaluate, markdown_table, read_records,
+                                        summarise)
 from tests.conftest import write_labelled_folder
 
 
@@ -200,3 +201,15 @@ def test_the_vae_loader_reads_the_artefacts_bottleneck(tmp_path):
     handle = load_vae(tmp_path / "v")
     assert handle.module.bottleneck == 8
     assert handle.module.apply(handle.params, jnp.zeros((1, 8)), method=VAE.decode).shape == (1, 16, 16, 3)
+
+
+def test_maps_per_second_leaves_out_the_batches_that_compiled():
+    def record(index, seconds, includes_compile):
+        return {"method": "m", "index": index, "deletion": 0.1, "insertion": 0.9, "intensity": 0.5,
+                "seconds": seconds, "includes_compile": includes_compile}
+
+    [row] = summarise([record(0, 10.0, True), record(1, 0.5, False), record(2, 0.25, False)], ["m"])
+    assert row["maps_per_s"] == pytest.approx(2 / 0.75)
+    [only_compiled] = summarise([record(0, 10.0, True)], ["m"])
+    assert np.isnan(only_compiled["maps_per_s"])
+    assert "| m | 1 |" in markdown_table([only_compiled]) and "| — |" in markdown_table([only_compiled])

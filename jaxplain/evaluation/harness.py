@@ -248,13 +248,14 @@ def _mean_se(values) -> tuple[float, float]:
 
 def summarise(records: list[dict], methods) -> list[dict]:
     """One row per method: means and standard errors of each recorded metric, mean intensity and maps/s
-    (compilation excluded). Metrics a run did not compute are NaN; the localisation error is a fraction."""
+    (compilation excluded: NaN when every batch of the method compiled, e.g. a run of one batch). Metrics a
+    run did not compute are NaN; the localisation error is a fraction."""
     rows = []
     for method in methods:
         mine = [r for r in records if r["method"] == method]
         if not mine:
             continue
-        timed = [r for r in mine if not r["includes_compile"]] or mine
+        timed = [r for r in mine if not r["includes_compile"]]
         row = {"method": method, "n": len(mine)}
         for name, column in (("deletion", "deletion"), ("insertion", "insertion"), ("gridpg", "gridpg"),
                              ("localisation_miss", "localisation_error")):
@@ -263,7 +264,7 @@ def summarise(records: list[dict], methods) -> list[dict]:
         row["intensity"] = float(np.mean([r["intensity"] for r in mine]))
         row["degenerate_maps"] = sum("map_flag" in r for r in mine)
         row["degenerate_neighbourhoods"] = sum(r.get("details", {}).get("degenerate", 0.0) > 0 for r in mine)
-        row["maps_per_s"] = len(timed) / sum(r["seconds"] for r in timed)
+        row["maps_per_s"] = len(timed) / sum(r["seconds"] for r in timed) if timed else float("nan")
         rows.append(row)
     return rows
 
@@ -281,7 +282,10 @@ def markdown_table(rows: list[dict]) -> str:
     lines = [header, "| --- | ---: |" + " ---: |" * (len(columns) + 2)]
     for r in rows:
         cells = " | ".join(f"{r[c]:{f}} ± {r[c + '_se']:{f}}" for c, _, f in columns)
-        lines.append(f"| {r['method']} | {r['n']} | {cells} | {r['intensity']:.3f} | {r['maps_per_s']:.2f} |")
+        speed = "—" if math.isnan(r["maps_per_s"]) else f"{r['maps_per_s']:.2f}"
+        lines.append(f"| {r['method']} | {r['n']} | {cells} | {r['intensity']:.3f} | {speed} |")
+    lines.append("\nmaps/s: maps per second of `runner.explain` after compilation (batches that compiled are left out; "
+                 "— when every batch did).")
     flagged = [f"{r['method']} {r['degenerate_maps']} of {r['n']}" for r in rows if r.get("degenerate_maps")]
     if flagged:
         lines.append(f"\nMaps that rank nothing (constant or non-finite; scored in raster order): {', '.join(flagged)}.")
