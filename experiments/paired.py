@@ -8,6 +8,11 @@ number of images where the first method wins, ties and n, for each method agains
 
     python experiments/paired.py results/imagenet_dev_heldout --against gradcam
     python experiments/paired.py runs/gfi-dev-layers --metric gridpg --against gfi
+
+Given two runs of the same images (say float32 and bfloat16), it pairs each method of the second
+with the same method of the first instead:
+
+    python experiments/paired.py results/dtype_float32 results/dtype_bfloat16 --metric insertion
 """
 
 from __future__ import annotations
@@ -47,35 +52,48 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
     n = len(d)
     se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     return {"mean": float(d.mean()) if n else float("nan"), "se": se, "wins": int((d > 0).sum()),
-            "ties": int((d == 0).sum()), "n": n}
+            "ties": int((d == 0).sum()), "n": n, "mean_abs": float(np.abs(d).mean()) if n else float("nan"),
+            "max_abs": float(np.abs(d).max()) if n else float("nan")}
+
+
+def read_scores(run: Path, metric: str, limit: int | None) -> dict[str, dict[int, float]]:
+    lines = (run / "records.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    return per_image([r for r in records if limit is None or r["index"] < limit], metric)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="an evaluation folder (with records.jsonl)")
+    parser.add_argument("runs", type=Path, nargs="+", help="an evaluation folder (with records.jsonl), or two")
     parser.add_argument("--metric", choices=tuple(SCORES), default="ins-del")
     parser.add_argument("--against", help="compare every method with this one (default: all pairs)")
     parser.add_argument("--methods", help="comma-separated subset of methods")
     parser.add_argument("--limit", type=int, help="only images with index < LIMIT")
     args = parser.parse_args()
+    if len(args.runs) > 2:
+        parser.error("give one run, or two to compare method by method")
 
-    lines = (args.run / "records.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    if args.limit is not None:
-        records = [r for r in records if r["index"] < args.limit]
-    scores = per_image(records, args.metric)
-    methods = [m for m in (args.methods.split(",") if args.methods else scores) if m in scores]
-    if args.against:
-        pairs = [(m, args.against) for m in methods if m != args.against]
+    runs = [read_scores(run, args.metric, args.limit) for run in args.runs]
+    if len(runs) == 2:
+        first, second = (run.name for run in args.runs)
+        scores = {f"{m} ({second})": s for m, s in runs[1].items()} | {f"{m} ({first})": s for m, s in runs[0].items()}
+        common = [m for m in runs[1] if m in runs[0] and (not args.methods or m in args.methods.split(","))]
+        pairs = [(f"{m} ({second})", f"{m} ({first})") for m in common]
     else:
-        pairs = list(itertools.combinations(methods, 2))
-    print(f"{args.run}: paired differences of {args.metric} (first minus second; positive favours the first)\n")
-    print("| first | second | mean difference ± SE | first wins | ties | n |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+        scores = runs[0]
+        methods = [m for m in (args.methods.split(",") if args.methods else scores) if m in scores]
+        if args.against:
+            pairs = [(m, args.against) for m in methods if m != args.against]
+        else:
+            pairs = list(itertools.combinations(methods, 2))
+    print(f"{', '.join(map(str, args.runs))}: paired differences of {args.metric} (first minus second; positive "
+          "favours the first)\n")
+    print("| first | second | mean difference ± SE | first wins | ties | n | mean abs. difference | largest |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for first, second in pairs:
         result = paired(scores[first], scores[second])
         print(f"| {first} | {second} | {result['mean']:+.3f} ± {result['se']:.3f} | {result['wins']} | "
-              f"{result['ties']} | {result['n']} |")
+              f"{result['ties']} | {result['n']} | {result['mean_abs']:.4f} | {result['max_abs']:.4f} |")
 
 
 if __name__ == "__main__":

@@ -127,8 +127,8 @@ def main() -> None:
     segments = host_superpixels(images)  # the same SLIC superpixels for both LIMEs
 
     batch = photos(teacher, args.teacher_batch, None)
-    logits = jax.jit(teacher.logits)
-    jax_teacher = args.teacher_batch / timed(lambda: logits(teacher.params, batch), args.repeats)
+    jax_teacher = args.teacher_batch / timed(lambda: runner.predict(teacher, batch, batch_size=args.teacher_batch),
+                                             args.repeats)
     with torch.no_grad():
         xb = nchw(batch)
         torch_teacher = args.teacher_batch / timed(lambda: torch_model(xb), args.repeats)

@@ -1,0 +1,43 @@
+"""experiments/paired.py: the paired differences every claim in results/README.md is stated with."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent.parent / "experiments" / "paired.py"
+spec = importlib.util.spec_from_file_location("paired", SCRIPT)
+paired_script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(paired_script)
+
+
+def test_paired_differences_on_a_hand_computed_case():
+    a = {0: 0.5, 1: 0.2, 2: 0.9, 3: 0.4}
+    b = {0: 0.3, 1: 0.4, 2: 0.6, 7: 1.0}  # image 7 has no partner and image 3 none either
+    result = paired_script.paired(a, b)
+    # differences 0.2, -0.2, 0.3: mean 0.1, sample sd sqrt(0.07) -> SE sqrt(0.07 / 3)
+    assert result["n"] == 3 and result["wins"] == 2 and result["ties"] == 0
+    assert result["mean"] == pytest.approx(0.1)
+    assert result["se"] == pytest.approx((0.07 / 3) ** 0.5)
+    assert result["mean_abs"] == pytest.approx(0.7 / 3) and result["max_abs"] == pytest.approx(0.3)
+
+
+def write_run(folder: Path, scores: dict[str, list[tuple[float, float]]]) -> Path:
+    folder.mkdir()
+    with open(folder / "records.jsonl", "w") as f:
+        for method, rows in scores.items():
+            for index, (deletion, insertion) in enumerate(rows):
+                f.write(json.dumps({"method": method, "index": index, "deletion": deletion, "insertion": insertion}) + "\n")
+    return folder
+
+
+def test_two_runs_are_compared_method_by_method(tmp_path):
+    first = write_run(tmp_path / "float32", {"gradcam": [(0.2, 0.8), (0.3, 0.6)], "random": [(0.5, 0.5)]})
+    second = write_run(tmp_path / "bfloat16", {"gradcam": [(0.25, 0.8), (0.3, 0.7)]})
+    out = subprocess.run([sys.executable, str(SCRIPT), str(first), str(second), "--metric", "insertion"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| gradcam")]
+    assert rows == ["| gradcam (bfloat16) | gradcam (float32) | +0.050 ± 0.050 | 1 | 1 | 2 | 0.0500 | 0.1000 |"]
