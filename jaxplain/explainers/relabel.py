@@ -40,8 +40,8 @@ For each image ``x`` explained for class ``c``:
    finer students fit noise with ~1000 samples).
 
 :func:`explain_image` composes the steps for one image; the explainer maps it over a batch
-(``lax.map``), ``scan``s over sample chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs, or the
-probe's ``len(probe_scales) x probe_samples`` if larger) and over student steps.
+(``lax.map``), ``scan``s over sample chunks of ``chunk`` and probes one scale at a time (peak memory:
+``chunk`` teacher inputs, or ``probe_samples`` if larger) and ``scan``s over student steps.
 """
 
 from __future__ import annotations
@@ -263,8 +263,9 @@ def noise_scale_for(config: RelabelConfig, sample, key):
     if not config.adapt_noise:
         return jnp.asarray(config.noise_scale, jnp.float32)
     scales = config.noise_scale * jnp.asarray(config.probe_scales)
-    probe = lambda s, k: sample(s, k, config.probe_samples)[1].mean()
-    return choose_scale(scales, jax.vmap(probe)(scales, jax.random.split(key, len(config.probe_scales))))
+    probe = lambda scale_and_key: sample(*scale_and_key, config.probe_samples)[1].mean()
+    keys = jax.random.split(key, len(config.probe_scales))
+    return choose_scale(scales, jax.lax.map(probe, (scales, keys)))  # one scale at a time: bounded memory
 
 
 def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label, key):
