@@ -3,11 +3,13 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study race bench-job
+#       gfi-dev grids-imagenet audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test \
+#       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
 # from their last checkpoint in runs/ and evaluations from their records when run again.
 set -euo pipefail
+DTYPE_METHODS=gradcam,gradient,smoothgrad,occlusion
 cd "$(dirname "$0")/.."
 : "${JAXPLAIN_DATA:?set JAXPLAIN_DATA to the folder with cifar10-jpeg.tar.gz and imagenet-dev/}"
 export TFDS_DATA_DIR="${TFDS_DATA_DIR:-$PWD/runs/tfds}"
@@ -82,6 +84,26 @@ for stage in "$@"; do
       $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
         --out results/relabel_dev_study
       $PYTHON experiments/paired.py results/relabel_dev_study --against default ;;
+    relabel-test)
+      # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test.toml
+      $PYTHON experiments/paired.py results/relabel_test --against relabel ;;
+    memory)
+      # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
+      $PYTHON experiments/memory_table.py --batches 1,16 ;;
+    dtype)
+      # bfloat16 against float32: deletion/insertion on the same 32 test images, and speed
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      for dtype in float32 bfloat16; do
+        $JAXPLAIN evaluate --data runs/imagenet-dev-test.tsv --limit 32 --methods $DTYPE_METHODS --dtype $dtype \
+          --examples 0 --out results/dtype_$dtype
+        $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data runs/imagenet-dev-test.tsv \
+          --batch "${DTYPE_BATCH:-16}" --repeats 2 --methods $DTYPE_METHODS --dtype $dtype
+      done
+      for metric in deletion insertion; do
+        $PYTHON experiments/paired.py results/dtype_float32 results/dtype_bfloat16 --metric $metric
+      done ;;
     race)
       # jaxplain against pytorch-grad-cam, captum and batched PyTorch RISE on this machine ('reference' extra)
       (cd experiments && $PYTHON race.py --images 4 --repeats 3 --out ../results/race.csv) ;;
