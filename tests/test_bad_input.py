@@ -38,6 +38,10 @@ CASES = [
     ("explain --batch-size 0", ["explain", "{photo}", "--batch-size", "0"], 2, "--batch-size must be at least 1"),
     ("a folder given as an image", ["explain", "{folder}"], 2, "is a folder, not an image file"),
     ("a decompression bomb", ["explain", "{bomb}"], 2, "too large to decode safely"),
+    ("--memory-budget 0", ["explain", "{photo}", "--method", "rise", "--memory-budget", "0"], 2,
+     "--memory-budget must be a positive number"),
+    ("a memory budget too small for one image", ["evaluate", "--data", "{folder}", "--methods", "rise",
+                                                 "--memory-budget", "1e-6"], 2, "for one image at chunk 1"),
 ]
 
 
