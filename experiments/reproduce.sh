@@ -88,7 +88,8 @@ for stage in "$@"; do
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
       $JAXPLAIN evaluate --config experiments/configs/relabel_test.toml
-      $PYTHON experiments/paired.py results/relabel_test --against relabel ;;
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_rise.toml
+      $PYTHON experiments/paired.py results/relabel_test results/relabel_test_rise --against relabel ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;
