@@ -22,7 +22,9 @@ from jaxplain.errors import UsageError
 from jaxplain.model import Model
 
 GiB = 2 ** 30
-CHUNK_CANDIDATES = tuple(sorted({d for n in (1000, 1024, 4000, 3000) for d in range(1, 1025) if n % d == 0}))
+# the chunks tried: divisors of the usual sample counts (1000, 1024, 3000, 4000) up to 1024; a method whose
+# count must be a multiple of its chunk keeps those that divide its own count
+CHUNK_CANDIDATES = tuple(sorted({d for n in (1000, 1024, 3000, 4000) for d in range(1, 1025) if n % d == 0}))
 
 
 @dataclass(frozen=True)
