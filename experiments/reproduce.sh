@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test \
+#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -51,6 +51,13 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --model efficientnet_lite0 --data runs/grids-test --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
         --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test ;;
+    grids-cifar10)
+      # localisation grids from CIFAR-10 test images (32 px grids of four 16 px cells); no choice was made on them
+      $JAXPLAIN data grids --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --out runs/grids-cifar10 \
+        --count 64 --seed 1
+      $JAXPLAIN evaluate --model cifar10_resnet_small --data runs/grids-cifar10 --limit 256 \
+        --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
+        --batch-size 64 --examples 4 --out results/cifar10_grids_test ;;
     audio-clips)
       $JAXPLAIN explain jaxplain/assets/clips/*.wav --model spoken_digits_cnn --method dax,occlusion,gradcam,rise \
         --set rise.grid=8 --out runs/audio_clips
