@@ -122,8 +122,6 @@ def explain(
 
     methods = split_methods(method)
     hyperparameters = parse_settings(settings, methods)
-    teacher = teacher_in(model, dtype)
-    batch_size, hyperparameters = plan_methods(teacher, hyperparameters, memory_budget, batch_size, report=typer.echo)
     if data is not None:
         from jaxplain.jobs import JobConfig, run_job, summary
 
@@ -133,7 +131,10 @@ def explain(
             raise UsageError("--label applies to image files; with --data use --target label or predicted")
         from jaxplain.parallel import initialise_distributed
 
-        process, processes = initialise_distributed(coordinator, num_processes, process_id)
+        process, processes = initialise_distributed(coordinator, num_processes, process_id)  # before any JAX work
+        teacher = teacher_in(model, dtype)
+        batch_size, hyperparameters = plan_methods(teacher, hyperparameters, memory_budget, batch_size,
+                                                   report=typer.echo)
         config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
                            examples, target, process, processes)
         counts = run_job(teacher, config, out, data_dir=tfds_dir, raw_data=raw_data)
@@ -142,6 +143,8 @@ def explain(
         return
     if not images:
         raise UsageError("no images given; pass one or more image files, or --data")
+    teacher = teacher_in(model, dtype)
+    batch_size, hyperparameters = plan_methods(teacher, hyperparameters, memory_budget, batch_size, report=typer.echo)
     records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
                             hyperparameters=hyperparameters, batch_size=batch_size)
     for record in records:
