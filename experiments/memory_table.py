@@ -49,8 +49,8 @@ def short_settings(method: str, chunk: int | None) -> dict:
     return settings
 
 
-# glibc raises its mmap threshold after large frees, so a second call's buffers would come from memory the
-# first call left in the heap and not show in the resident set; a fixed threshold returns them every time
+# glibc raises its mmap threshold after large frees and then serves large buffers from heap memory it keeps;
+# a fixed threshold maps every large buffer afresh, so the resident set follows the call's own buffers
 FIXED_MMAP_THRESHOLD = os.environ | {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 
 
@@ -109,7 +109,7 @@ def main() -> None:
     import jax
 
     from jaxplain import runner
-    from jaxplain.memory import has_chunk
+    from jaxplain.memory import default_chunk, has_chunk
     from jaxplain.zoo import load_model
 
     model = load_model(args.model)
@@ -122,7 +122,7 @@ def main() -> None:
         for chunk in chunks:
             for batch in map(int, args.batches.split(",")):
                 defaults = {} if chunk is None else {"chunk": chunk}
-                run = short_settings(method, chunk if chunk is not None else _default_chunk(method))
+                run = short_settings(method, chunk if chunk is not None else default_chunk(method))
                 estimate_default = runner.peak_memory(model, method, batch_size=batch, **defaults)
                 estimate_run = runner.peak_memory(model, method, batch_size=batch, **run)
                 done = subprocess.run([sys.executable, __file__, "--model", args.model,
@@ -140,15 +140,6 @@ def main() -> None:
                       f"{row['estimate_run_mib']} | {row['measured_peak_mib']} | {row['measured_before_mib']} |",
                       flush=True)
     append_rows(args.out, COLUMNS, rows)
-
-
-def _default_chunk(method: str) -> int | None:
-    import inspect
-
-    from jaxplain import explainers
-
-    parameter = inspect.signature(explainers.EXPLAINERS[method]).parameters.get("chunk")
-    return parameter.default if parameter is not None else None
 
 
 if __name__ == "__main__":

@@ -36,8 +36,14 @@ class MemoryPlan:
     bytes: int
 
 
+def default_chunk(method: str) -> int | None:
+    """The method's default ``chunk``, or None for a method without one (its memory follows the batch)."""
+    parameter = inspect.signature(registry.EXPLAINERS[method]).parameters.get("chunk")
+    return None if parameter is None else parameter.default
+
+
 def has_chunk(method: str) -> bool:
-    return "chunk" in inspect.signature(registry.EXPLAINERS[method]).parameters
+    return default_chunk(method) is not None
 
 
 def accepted_chunks(method: str, settings: dict) -> list[int]:
