@@ -197,3 +197,39 @@ def test_a_degenerate_neighbourhood_is_reported(vae_handle):
                                    jnp.asarray([0]), key=jax.random.key(0))
     assert float(details["degenerate"][0]) == 1.0 and float(details["same_fraction"][0]) == 1.0
     assert float(details["noise_scale"][0]) == max(RelabelConfig().probe_scales)  # the most noise was tried
+
+
+def test_spliced_neighbourhood_shows_the_decoding_inside_its_windows_and_the_photo_outside():
+    from jaxplain.explainers.relabel import synthesise
+
+    image = jnp.full((16, 16, 3), 0.25)
+    decoded = jnp.full((5, 4, 4, 3), 0.75)  # the VAE's 4 px decodings, stretched to the image
+    base = jnp.zeros((4, 4, 3))
+    synthetic = synthesise(RelabelConfig(neighbourhood="spliced", splice_grid=4), image, decoded, base,
+                           jax.random.key(0))
+    window = (np.asarray(synthetic[..., 0]) - 0.25) / 0.5  # 0 = photo, 1 = decoding
+    assert synthetic.shape == (5, 16, 16, 3)
+    assert window.min() >= -1e-6 and window.max() <= 1 + 1e-6
+    assert 0.2 < window.mean() < 0.8  # half the cells open on average
+    assert (window < 1e-6).any() and (window > 1 - 1e-6).any()
+    everything = synthesise(RelabelConfig(neighbourhood="spliced", splice_share=1.0), image, decoded, base,
+                            jax.random.key(0))
+    np.testing.assert_allclose(everything, synthesise(RelabelConfig(neighbourhood="decoded"), image, decoded,
+                                                      base, jax.random.key(0)))  # share 1: the paper's samples
+    with pytest.raises(ValueError, match="splice_share"):
+        RelabelConfig(neighbourhood="spliced", splice_share=0.0)
+
+
+def test_spliced_neighbourhood_marks_the_region_the_teacher_uses(vae_handle):
+    region = np.zeros((SIZE, SIZE), bool)
+    region[2:8, 2:8] = True
+    teacher = region_teacher(region)
+    image = np.full((1, SIZE, SIZE, 3), 0.9, np.float32)
+    explainer = runner.make_explainer("relabel", teacher, **options(vae_handle, neighbourhood="spliced",
+                                                                    splice_grid=4))
+    maps, details = explainer.details(explainer.init(None, teacher), teacher.params, jnp.asarray(image),
+                                      jnp.asarray([0]), key=jax.random.key(1))
+    saliency = np.asarray(maps[0])
+    saliency = (saliency - saliency.min()) / (saliency.max() - saliency.min())
+    assert saliency[region].mean() > 2 * saliency[~region].mean()
+    assert 0.1 < float(details["same_fraction"][0]) < 0.9

@@ -7,9 +7,12 @@ For each image ``x`` explained for class ``c``:
    1000). Decoding gives the synthetic images. With ``neighbourhood="decoded"`` the teacher sees the
    decoded image itself (resized to the input), as in the paper; with ``"residual"`` (default) it sees
    ``x + up(D(z) - D(mu))``: the VAE's semantic change added to the full-resolution photo, so the
-   neighbourhood is centred on ``x`` itself even where the VAE cannot reproduce its detail. (A
-   non-square image is squashed into the VAE's square and the change stretched back, so every change
-   lands on the pixels it was made for.)
+   neighbourhood is centred on ``x`` itself even where the VAE cannot reproduce its detail. With
+   ``"spliced"`` it sees the decoded image through random windows in the photo: ``x`` outside,
+   ``D(z)`` inside a smooth mask of ``splice_grid`` x ``splice_grid`` cells, each open with
+   probability ``splice_share`` (the masks of RISE); a share of 1 is the paper's decoded
+   neighbourhood. (A non-square image is squashed into the VAE's square and the change stretched
+   back, so every change lands on the pixels it was made for.)
 2. **Relabelling** (:func:`relabel_samples`). The teacher labels each sample *same* or *shifted*:
    *same* when ``c`` ranks at least as high among the teacher's classes as it does on ``x``. For the
    predicted class that is the paper's rule (the top-1 is still ``c``), with the temperature-softened
@@ -53,12 +56,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxplain.explainers.base import Explainer, ModelHandle, State, map_images, per_example_keys
+from jaxplain.explainers.rise import random_masks
+from jaxplain.imageops import blend
 from jaxplain.nets.vae import VaeHandle, decode, encode
 from jaxplain.zoo import load_vae
 
 SHIFTED, SAME = 0, 1
 ATTRIBUTIONS = ("input", "magnitude", "margin")
-NEIGHBOURHOODS = ("residual", "decoded")
+NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
 
@@ -77,6 +82,8 @@ class RelabelConfig:
     probe_samples: int = 24
     probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     neighbourhood: str = "residual"
+    splice_grid: int = 7
+    splice_share: float = 0.5
     chunk: int = 100
     student_resolution: int = 16
     student_steps: int = 200
@@ -94,6 +101,9 @@ class RelabelConfig:
             raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
         if self.neighbourhood not in NEIGHBOURHOODS:
             raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, not {self.neighbourhood!r}")
+        if not 0.0 < self.splice_share <= 1.0 or self.splice_grid < 1:
+            raise ValueError(f"splice_share must be in (0, 1] and splice_grid at least 1, not {self.splice_share} "
+                             f"and {self.splice_grid}")
         if self.attribution not in ATTRIBUTIONS:
             raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, not {self.attribution!r}")
         if self.student_optimiser not in OPTIMISERS:
@@ -129,13 +139,19 @@ def student_grid(config: RelabelConfig, height: int, width: int) -> tuple[int, i
     return max(1, round(short * height / width)), short
 
 
-def synthesise(config: RelabelConfig, image, decoded, base):
-    """Synthetic teacher inputs ``[n, H, W, 3]`` from decoded latents ``[n, r, r, 3]`` (``base``: D(mu))."""
+def synthesise(config: RelabelConfig, image, decoded, base, key):
+    """Synthetic teacher inputs ``[n, H, W, 3]`` from decoded latents ``[n, r, r, 3]`` (``base``: D(mu));
+    ``key`` draws the splice windows of the spliced neighbourhood."""
     height, width = image.shape[:2]
+    count = decoded.shape[0]
+    if config.neighbourhood == "residual":
+        change = jax.image.resize(decoded - base, (count, height, width, 3), "linear")
+        return jnp.clip(image[None] + change, 0.0, 1.0)
+    decoded = jax.image.resize(decoded, (count, height, width, 3), "linear")
     if config.neighbourhood == "decoded":
-        return jax.image.resize(decoded, (decoded.shape[0], height, width, 3), "linear")
-    change = jax.image.resize(decoded - base, (decoded.shape[0], height, width, 3), "linear")
-    return jnp.clip(image[None] + change, 0.0, 1.0)
+        return decoded
+    windows = random_masks(key, count, height, width, config.splice_grid, config.splice_share)
+    return blend(decoded, image[None], windows)
 
 
 def student_features(synthetic, image, grid: tuple[int, int]):
@@ -242,7 +258,8 @@ def sample_neighbourhood(config: RelabelConfig, model: ModelHandle, params, vae:
                          reference_logits, mu, base, scale, key, count: int):
     """``count`` synthetic images around ``mu`` at noise ``scale``, with their relabels and soft labels."""
     eps = jax.random.normal(key, (count, mu.shape[-1]))
-    synthetic = synthesise(config, image, decode(vae.module, vae.params, mu + scale * eps), base)
+    decoded = decode(vae.module, vae.params, mu + scale * eps)
+    synthetic = synthesise(config, image, decoded, base, jax.random.fold_in(key, 1))
     logits = model.logits(params, synthetic).astype(jnp.float32)
     same, soft = relabel_samples(logits, label, reference_logits, config.temperature)
     return synthetic, same, soft
@@ -298,6 +315,8 @@ def relabel(
     probe_samples: int = 24,
     probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
     neighbourhood: str = "residual",
+    splice_grid: int = 7,
+    splice_share: float = 0.5,
     chunk: int = 100,
     student_resolution: int = 16,
     student_steps: int = 200,
@@ -318,7 +337,8 @@ def relabel(
     """
     config = RelabelConfig(
         num_samples=num_samples, noise_scale=noise_scale, adapt_noise=adapt_noise, probe_samples=probe_samples,
-        probe_scales=tuple(probe_scales), neighbourhood=neighbourhood, chunk=chunk,
+        probe_scales=tuple(probe_scales), neighbourhood=neighbourhood, splice_grid=splice_grid,
+        splice_share=splice_share, chunk=chunk,
         student_resolution=student_resolution, student_steps=student_steps, learning_rate=learning_rate,
         soft_weight=soft_weight, hard_weight=hard_weight, temperature=temperature, l2=l2, holdout=holdout,
         attribution=attribution, student_optimiser=student_optimiser)
