@@ -136,19 +136,22 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=32)
     parser.add_argument("--samples", type=int, default=2000, help="samples drawn per image (the largest variant's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--neighbourhood", default="residual",
+                        help="the shared neighbourhood (results/relabel_dev_study was drawn with residual)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
     model = zoo.load_model(args.model)
     handle = ModelHandle.of(model)
     vae = zoo.load_vae(default_vae_name(model))
-    config = RelabelConfig()
+    config = RelabelConfig(neighbourhood=args.neighbourhood)
     source, _ = open_source(args.data, num_classes=model.num_classes)
     args.out.mkdir(parents=True, exist_ok=True)
     records_path = args.out / "records.jsonl"
     done = {r["index"] for r in read_records(records_path) if r["method"] == "default"}
     (args.out / "config.json").write_text(json.dumps(
         {"model": args.model, "data": args.data, "samples": args.samples, "seed": args.seed,
+         "neighbourhood": args.neighbourhood,
          "variants": {k: dataclasses.asdict(v) for k, v in VARIANTS.items()}}, indent=1) + "\n")
 
     neighbourhood = jax.jit(lambda params, image, label, key: draw(config, handle, params, vae, image, label, key,

@@ -20,6 +20,8 @@ PYTHON="${PYTHON:-python}"
 # magnitudes, and that map from a student fitted with Adam instead of momentum gradient descent
 ABLATIONS=relabel_input=relabel,relabel_adam=relabel
 ABLATION_SETTINGS="--set relabel_input.attribution=input --set relabel_adam.student_optimiser=adam --set relabel_adam.attribution=input"
+# (all three in the residual neighbourhood, relabel's default when those runs were made)
+ABLATION_SETTINGS="$ABLATION_SETTINGS --set relabel.neighbourhood=residual --set relabel_input.neighbourhood=residual --set relabel_adam.neighbourhood=residual"
 
 for stage in "$@"; do
   echo "=== $stage ($(date -u +%H:%M:%S))"

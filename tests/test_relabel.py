@@ -22,8 +22,10 @@ def vae_handle():
 
 
 def options(vae_handle, **changes):
+    """Small settings; the residual neighbourhood, whose noise scale alone decides the relabels (the spliced
+    default has its own tests below)."""
     base = dict(num_samples=200, chunk=50, probe_samples=16, student_steps=150, student_resolution=SIZE,
-                vae=vae_handle)
+                neighbourhood="residual", vae=vae_handle)
     return base | changes
 
 

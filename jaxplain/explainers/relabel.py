@@ -5,13 +5,16 @@ For each image ``x`` explained for class ``c``:
 1. **Neighbourhood** (:func:`synthesise`). Encode ``x`` with a VAE (at the VAE's square resolution)
    to ``mu`` and draw latents ``z = mu + s * eps`` (``eps ~ N(0, I)``, ``num_samples`` of them, paper:
    1000). Decoding gives the synthetic images. With ``neighbourhood="decoded"`` the teacher sees the
-   decoded image itself (resized to the input), as in the paper; with ``"residual"`` (default) it sees
+   decoded image itself (resized to the input), as in the paper; with ``"residual"`` it sees
    ``x + up(D(z) - D(mu))``: the VAE's semantic change added to the full-resolution photo, so the
    neighbourhood is centred on ``x`` itself even where the VAE cannot reproduce its detail. With
-   ``"spliced"`` it sees the decoded image through random windows in the photo: ``x`` outside,
-   ``D(z)`` inside a smooth mask of ``splice_grid`` x ``splice_grid`` cells, each open with
+   ``"spliced"`` (default) it sees the decoded image through random windows in the photo: ``x``
+   outside, ``D(z)`` inside a smooth mask of ``splice_grid`` x ``splice_grid`` cells, each open with
    probability ``splice_share`` (the masks of RISE); a share of 1 is the paper's decoded
-   neighbourhood. (A non-square image is squashed into the VAE's square and the change stretched
+   neighbourhood. Where the VAE is too blurred for the teacher to keep its class on ``D(z)``, the
+   windows still leave enough of the photo that about half the samples keep it, and which windows
+   lose it is what the student learns (spliced beat residual on the development split; results/README.md).
+   (A non-square image is squashed into the VAE's square and the change stretched
    back, so every change lands on the pixels it was made for.)
 2. **Relabelling** (:func:`relabel_samples`). The teacher labels each sample *same* or *shifted*:
    *same* when ``c`` ranks at least as high among the teacher's classes as it does on ``x``. For the
@@ -81,7 +84,7 @@ class RelabelConfig:
     adapt_noise: bool = True
     probe_samples: int = 24
     probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-    neighbourhood: str = "residual"
+    neighbourhood: str = "spliced"
     splice_grid: int = 7
     splice_share: float = 0.5
     chunk: int = 100
@@ -314,7 +317,7 @@ def relabel(
     adapt_noise: bool = True,
     probe_samples: int = 24,
     probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
-    neighbourhood: str = "residual",
+    neighbourhood: str = "spliced",
     splice_grid: int = 7,
     splice_share: float = 0.5,
     chunk: int = 100,
