@@ -38,6 +38,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches, process_shard
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import append_records, read_records
+from jaxplain.explainers import defaults_of
 from jaxplain.files import check_output_folder, claim_output_folder
 from jaxplain.model import Model
 from jaxplain.parallel import data_mesh
@@ -61,7 +62,8 @@ class JobConfig:
     def identity(self, model_name: str) -> dict:
         """What a resumed job must share with the job that wrote ``OUT`` (the batch size may change)."""
         return {"model": model_name, "data": self.data, "limit": self.limit, "methods": self.methods,
-                "seed": self.seed, "target": self.target, "process_count": self.process_count}
+                "seed": self.seed, "target": self.target, "process_count": self.process_count,
+                "defaults": defaults_of(self.methods)}
 
 
 def maps_path(out: Path, method: str, process: int) -> Path:
@@ -97,7 +99,8 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
     total = len(source) if config.limit is None else min(config.limit, len(source))
     if total == 0:
         raise UsageError(f"{config.data} has no images")
-    claim_output_folder(out, config.identity(model.name), "a job", name=JOB)
+    identity = config.identity(model.name)
+    claim_output_folder(out, identity, "a job", defaults={"defaults": identity["defaults"]}, name=JOB)
     mine = process_shard(np.arange(total), config.process_index, config.process_count)
     row_of = {int(index): row for row, index in enumerate(mine)}
     records_file = records_path(out, config.process_index)

@@ -77,6 +77,25 @@ def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tm
     assert json.loads((out / "config.json").read_text())["protocol"] == "fast"
 
 
+def test_a_method_default_changed_since_the_run_began_stops_the_resume(folder, tmp_path, tiny_model, monkeypatch):
+    """A config naming a method without settings means "its defaults": when a default changes between
+    two sessions, resuming would mix maps made two ways, so it is refused; runs from before the defaults
+    were recorded (no "defaults" in config.json) still resume."""
+    from jaxplain.evaluation import harness
+
+    out = tmp_path / "run"
+    evaluate(tiny_model, config(folder, limit=2), out)
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["defaults"]["rise"]["p"] == 0.5 and recorded["defaults"]["random"] == {}
+    changed = lambda labels, aliases=None: {label: {"p": 0.25} for label in labels}  # as if every p default moved
+    monkeypatch.setattr(harness, "defaults_of", changed)
+    with pytest.raises(UsageError, match="defaults differ"):
+        evaluate(tiny_model, config(folder, limit=2), out)
+    del recorded["defaults"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
+
+
 def brightness_model(size: int = 16):
     """Four classes by mean brightness (centres 1/8, 3/8, 5/8, 7/8): a teacher whose answers are known."""
     from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable

@@ -30,6 +30,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
 from jaxplain.files import check_output_folder, claim_output_folder
+from jaxplain.explainers import defaults_of
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask, grid_pointing_score,
@@ -66,7 +67,8 @@ class EvaluationConfig:
         """The settings a resumed run must share with the run that wrote the records."""
         return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
                 "methods": self.methods, "aliases": self.aliases, "metrics": list(self.metrics or ()),
-                "target": self.target, "localisation_alpha": self.localisation_alpha, "dtype": self.dtype}
+                "target": self.target, "localisation_alpha": self.localisation_alpha, "dtype": self.dtype,
+                "defaults": defaults_of(self.methods, self.aliases)}
 
     def resolved(self, grid: bool) -> "EvaluationConfig":
         """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
@@ -193,7 +195,10 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     if n == 0:
         raise UsageError(f"--data {config.data} holds no images")
     check_output_folder(out)
-    claim_output_folder(out, config.identity(model.name), "an evaluation", defaults=_IDENTITY_DEFAULTS,
+    identity = config.identity(model.name)
+    # runs from before the methods' defaults were recorded are taken at their word (their configs pin the
+    # settings whose defaults changed since)
+    claim_output_folder(out, identity, "an evaluation", defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"]},
                         name=CONFIG)
     (out / "examples").mkdir(exist_ok=True)
     records_path = out / RECORDS

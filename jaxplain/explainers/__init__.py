@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from typing import Callable
 
 from jaxplain.errors import UsageError
@@ -50,4 +52,24 @@ def get(name: str, **hyperparameters) -> Explainer:
         raise UsageError(f"method {name!r}: {e}") from e
 
 
-__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "get", "per_example_keys"]
+def defaults_of(labels, aliases: dict[str, str] | None = None) -> dict[str, dict]:
+    """``{label: {setting: default}}`` of each method's factory (``aliases`` maps a label to its method),
+    as JSON values. Resumable runs record them, so a default changed since a run started is noticed
+    instead of mixing maps made two ways in one table."""
+    aliases = aliases or {}
+    table = {}
+    for label in labels:
+        factory = EXPLAINERS.get(aliases.get(label, label))
+        if factory is None:
+            continue
+        table[label] = {name: p.default for name, p in inspect.signature(factory).parameters.items()
+                        if p.default is not inspect.Parameter.empty and _is_json(p.default)}
+    return json.loads(json.dumps(table))  # tuples as lists: the form a config file holds
+
+
+def _is_json(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str)) or (
+        isinstance(value, (tuple, list)) and all(_is_json(v) for v in value))
+
+
+__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "per_example_keys"]

@@ -17,11 +17,12 @@ from jaxplain.errors import UsageError
 POSITIVE_COUNTS = {
     "num_masks", "num_samples", "chunk", "steps", "samples", "grid", "iterations", "student_steps", "probe_samples",
     "images_per_step", "n_segments", "patch", "pool", "resolution", "hidden", "mask_features", "mask_kernel",
-    "averaged_epochs", "window", "stride", "student_resolution", "decay_every", "batch_size",
+    "averaged_epochs", "window", "stride", "student_resolution", "decay_every", "batch_size", "splice_grid",
 }
 # name -> (low, high, low inclusive, high inclusive)
 INTERVALS = {
     "p": (0.0, 1.0, False, True),
+    "splice_share": (0.0, 1.0, False, True),
     "holdout": (0.0, 1.0, False, False),
     "dropout": (0.0, 1.0, True, False),
     "sigma": (0.0, math.inf, False, True),
