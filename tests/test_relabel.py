@@ -168,6 +168,15 @@ def test_magnitude_attribution_on_a_non_square_image():
     assert float(saliency.max()) == pytest.approx(3.5)
 
 
+def test_change_attribution_is_the_evidence_the_average_change_takes_away():
+    config = RelabelConfig(student_resolution=1, attribution="change")
+    image = jnp.zeros((2, 2, 3))
+    weights = jnp.array([2.0, -1.0, 0.0])  # one grid cell, three channels
+    features = jnp.array([[-0.5, 0.0, 1.0], [-0.1, 0.2, 3.0]])  # mean change (-0.3, 0.1, 2.0)
+    saliency = attribute(config, weights, image, features, None, (0.5, 0.5, 0.5))
+    np.testing.assert_allclose(saliency, np.full((2, 2), -(2.0 * -0.3 + -1.0 * 0.1)), rtol=1e-6)  # 0.7
+
+
 def test_explaining_a_class_that_is_not_the_top_one(vae_handle):
     """Class 0 always wins; class 1 ranks second while a region stays bright. Explaining class 1 must find
     the region (the top-1 rule would call every sample shifted and leave the student nothing to learn)."""
@@ -222,13 +231,14 @@ def test_spliced_neighbourhood_shows_the_decoding_inside_its_windows_and_the_pho
         RelabelConfig(neighbourhood="spliced", splice_share=0.0)
 
 
-def test_spliced_neighbourhood_marks_the_region_the_teacher_uses(vae_handle):
+@pytest.mark.parametrize("attribution", ["magnitude", "change"])
+def test_spliced_neighbourhood_marks_the_region_the_teacher_uses(vae_handle, attribution):
     region = np.zeros((SIZE, SIZE), bool)
     region[2:8, 2:8] = True
     teacher = region_teacher(region)
     image = np.full((1, SIZE, SIZE, 3), 0.9, np.float32)
     explainer = runner.make_explainer("relabel", teacher, **options(vae_handle, neighbourhood="spliced",
-                                                                    splice_grid=4))
+                                                                    splice_grid=4, attribution=attribution))
     maps, details = explainer.details(explainer.init(None, teacher), teacher.params, jnp.asarray(image),
                                       jnp.asarray([0]), key=jax.random.key(1))
     saliency = np.asarray(maps[0])

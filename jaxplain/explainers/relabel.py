@@ -41,7 +41,10 @@ For each image ``x`` explained for class ``c``:
    decision, whatever its direction. ``"input"`` gives ``sum_c w_c (x_c - fill_c)``, the student's own
    prediction of the *same* evidence lost if the pixel were deleted (set to the mean colour);
    ``"margin"`` gives ``sum_c w_c (mean_same - mean_shifted)_c``, each pixel's share of the student's
-   logit gap between the two relabelled classes. The map is bilinearly upsampled from the student grid
+   logit gap between the two relabelled classes; ``"change"`` gives ``-sum_c w_c mean_c``, the *same*
+   evidence the neighbourhood's average change of the pixel takes away (in the spliced neighbourhood
+   that change is half the step from the photo to the VAE's decoding, so this reads like RISE: how much
+   of the class is lost where the photo is replaced). The map is bilinearly upsampled from the student grid
    (16 px on the shorter side by default: the scale of the smallest change a 4x4-latent VAE makes;
    finer students fit noise with ~1000 samples).
 
@@ -65,7 +68,7 @@ from jaxplain.nets.vae import VaeHandle, decode, encode
 from jaxplain.zoo import load_vae
 
 SHIFTED, SAME = 0, 1
-ATTRIBUTIONS = ("input", "magnitude", "margin")
+ATTRIBUTIONS = ("input", "magnitude", "margin", "change")
 NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
@@ -244,8 +247,10 @@ def attribute(config: RelabelConfig, weights, image, features, same, zero_pixel)
     elif config.attribution == "input":  # the student's loss of "same" evidence if the pixel were deleted
         presence = resize(image[None], grid)[0] - jnp.asarray(zero_pixel)
         saliency = (weights.reshape(shape) * presence).sum(-1)
-    else:  # "margin": each pixel's share of the student's logit gap between the two relabelled classes
+    elif config.attribution == "margin":  # each pixel's share of the student's logit gap between the classes
         saliency = (weights * class_mean_gap(features, same)).reshape(shape).sum(-1)
+    else:  # "change": the "same" evidence the neighbourhood's average change of each pixel takes away
+        saliency = -(weights * features.mean(0)).reshape(shape).sum(-1)
     return jax.image.resize(saliency, image.shape[:2], "linear")
 
 
