@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test \
+#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -92,13 +92,25 @@ for stage in "$@"; do
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" even runs/imagenet-dev-dev.tsv
       $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
         --out results/relabel_dev_study
-      $PYTHON experiments/paired.py results/relabel_dev_study --against default ;;
+      $PYTHON experiments/paired.py results/relabel_dev_study --against default
+      # the neighbourhood: spliced against residual and Grad-CAM, then the window share and the change map
+      for study in relabel_dev_spliced relabel_dev_splice_share relabel_dev_change; do
+        $JAXPLAIN evaluate --config "experiments/configs/$study.toml"
+      done
+      $PYTHON experiments/paired.py results/relabel_dev_spliced results/relabel_dev_splice_share --against relabel_spliced
+      $PYTHON experiments/paired.py results/relabel_dev_spliced results/relabel_dev_change --against relabel_spliced ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
       $JAXPLAIN evaluate --config experiments/configs/relabel_test.toml
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_rise.toml
-      $PYTHON experiments/paired.py results/relabel_test results/relabel_test_rise --against relabel ;;
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_spliced.toml
+      $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test --against relabel_spliced
+      $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test_rise --against relabel_spliced ;;
+    relabel-cifar)
+      # relabel at today's defaults against RISE and Grad-CAM on CIFAR-10 test
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_defaults.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_defaults --against relabel --limit 100 ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;
