@@ -434,14 +434,12 @@ def models():
 @app.command()
 def methods():
     """List the registered explanation methods with their settings and defaults (change with --set)."""
-    import inspect
-
-    from jaxplain.explainers import EXPLAINERS
+    from jaxplain.explainers import EXPLAINERS, method_defaults
 
     for name, factory in EXPLAINERS.items():
         doc = (factory.__doc__ or "").strip().splitlines()
         typer.echo(f"{name:20s} {doc[0] if doc else ''}")
-        settings = [f"{p.name}={p.default!r}" for p in inspect.signature(factory).parameters.values()]
+        settings = [f"{setting}={value!r}" for setting, value in method_defaults(name).items()]
         if settings:
             typer.echo(f"{'':20s} settings: {', '.join(settings)}")
 

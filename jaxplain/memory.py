@@ -14,7 +14,6 @@ of random keys, so maps of sampling methods change with it like with another see
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 from jaxplain import explainers as registry
@@ -38,8 +37,7 @@ class MemoryPlan:
 
 def default_chunk(method: str) -> int | None:
     """The method's default ``chunk``, or None for a method without one (its memory follows the batch)."""
-    parameter = inspect.signature(registry.EXPLAINERS[method]).parameters.get("chunk")
-    return None if parameter is None else parameter.default
+    return registry.method_defaults(method).get("chunk")
 
 
 def has_chunk(method: str) -> bool:

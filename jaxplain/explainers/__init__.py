@@ -52,18 +52,20 @@ def get(name: str, **hyperparameters) -> Explainer:
         raise UsageError(f"method {name!r}: {e}") from e
 
 
+def method_defaults(name: str) -> dict:
+    """``{setting: default}`` of a registered method, read from its factory's signature."""
+    return {setting: p.default for setting, p in inspect.signature(EXPLAINERS[name]).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 def defaults_of(labels, aliases: dict[str, str] | None = None) -> dict[str, dict]:
-    """``{label: {setting: default}}`` of each method's factory (``aliases`` maps a label to its method),
-    as JSON values. Resumable runs record them, so a default changed since a run started is noticed
-    instead of mixing maps made two ways in one table."""
+    """``{label: {setting: default}}`` of each method (``aliases`` maps a label to its method), as JSON
+    values. Resumable runs record them, so a default changed since a run started is noticed instead of
+    mixing maps made two ways in one table."""
     aliases = aliases or {}
-    table = {}
-    for label in labels:
-        factory = EXPLAINERS.get(aliases.get(label, label))
-        if factory is None:
-            continue
-        table[label] = {name: p.default for name, p in inspect.signature(factory).parameters.items()
-                        if p.default is not inspect.Parameter.empty and _is_json(p.default)}
+    table = {label: {setting: value for setting, value in method_defaults(aliases.get(label, label)).items()
+                     if _is_json(value)}
+             for label in labels if aliases.get(label, label) in EXPLAINERS}
     return json.loads(json.dumps(table))  # tuples as lists: the form a config file holds
 
 
@@ -72,4 +74,4 @@ def _is_json(value) -> bool:
         isinstance(value, (tuple, list)) and all(_is_json(v) for v in value))
 
 
-__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "per_example_keys"]
+__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "method_defaults", "per_example_keys"]
