@@ -184,11 +184,13 @@ def evaluate(
     batch_size: int = 16,
     examples: Annotated[int, typer.Option(help="images shown in index.html")] = 8,
     metrics: Annotated[Optional[str], typer.Option(
-        help="comma-separated: deletion_insertion, gridpg, localisation (default: deletion_insertion, plus "
+        help="comma-separated: deletion_insertion, gridpg, localisation, iou (default: deletion_insertion, plus "
              "gridpg and localisation on grids from `jaxplain data grids`)")] = None,
     target: Annotated[str, typer.Option(help="class explained: predicted, label, or auto (label on grids)")] = "auto",
     localisation_alpha: Annotated[float, typer.Option(
         help="localisation threshold: alpha x the mean of the min-max normalised map (GFI paper: 1.1)")] = 1.1,
+    iou_threshold: Annotated[float, typer.Option(
+        help="iou metric: the map selects pixels at or above this share of its range (DAX paper: 0.2)")] = 0.2,
     settings: SetOption = None,
     dtype: DtypeOption = "float32",
     memory_budget: MemoryBudgetOption = None,
@@ -206,7 +208,8 @@ def evaluate(
     from jaxplain.zoo import load_model
 
     options = dict(data=data, out=out, model=model, limit=limit, protocol=protocol, seed=seed, batch_size=batch_size,
-                   examples=examples, metrics=metrics, target=target, localisation_alpha=localisation_alpha, dtype=dtype)
+                   examples=examples, metrics=metrics, target=target, localisation_alpha=localisation_alpha, dtype=dtype,
+                   iou_threshold=iou_threshold)
     names, aliases = split_labelled_methods(methods)
     hyperparameters = {name: {} for name in names}
     if config is not None:
@@ -229,7 +232,8 @@ def evaluate(
             aliases=aliases, report=typer.echo)
     evaluation = EvaluationConfig(hyperparameters, options["data"], options["limit"], options["protocol"],
                                   options["seed"], options["batch_size"], options["examples"], aliases, chosen,
-                                  options["target"], options["localisation_alpha"], options["dtype"])
+                                  options["target"], options["localisation_alpha"], options["dtype"],
+                                  options["iou_threshold"])
     rows = run(load_model(options["model"]), evaluation, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")

@@ -232,3 +232,22 @@ def test_maps_per_second_leaves_out_the_batches_that_compiled():
     [only_compiled] = summarise([record(0, 10.0, True)], ["m"])
     assert np.isnan(only_compiled["maps_per_s"])
     assert "| m | 1 |" in markdown_table([only_compiled]) and "| — |" in markdown_table([only_compiled])
+
+
+def test_grid_scores_compute_only_the_metrics_asked_for_with_iou_by_hand():
+    """IoU with the cell (DAX paper, map thresholded at 0.2 of its range): a map of exactly the cell scores 1,
+    of the top half 1/2 for a top cell and 0 for a bottom one; metrics not asked for are absent."""
+    from jaxplain.evaluation.harness import grid_scores
+
+    top_left = np.zeros((8, 8), np.float32)
+    top_left[:4, :4] = 1.0
+    top_half = np.zeros((8, 8), np.float32)
+    top_half[:4] = 0.9
+    top_half[6, 6] = 0.1  # below 0.2 of the range: not selected
+    maps = np.stack([top_left, top_left, top_half, top_half])
+    scores = grid_scores(maps, np.array([0, 1, 0, 3]), metrics=("iou",))
+    assert set(scores) == {"iou"}
+    np.testing.assert_allclose(scores["iou"], [1.0, 0.0, 0.5, 0.0])
+    both = grid_scores(maps, np.array([0, 1, 0, 3]), metrics=("gridpg", "iou"), iou_threshold=0.05)
+    assert set(both) == {"gridpg", "iou"}
+    np.testing.assert_allclose(both["iou"][2], 16 / 33)  # the speck at 0.1 now counts: union 33

@@ -2,8 +2,8 @@
 
 For each batch of images it explains a class with each method (the predicted class; on localisation
 grids, the class of the row's cell), scores the maps with the chosen ``metrics`` (deletion and
-insertion AUC; on grids also the grid pointing game and the localisation error; mean intensity
-always) and appends one JSON line per (method, image) to ``records.jsonl``, flushed to disk before
+insertion AUC; on grids also the grid pointing game, the localisation error and, when asked, the
+IoU of the thresholded map with the cell; mean intensity always) and appends one JSON line per (method, image) to ``records.jsonl``, flushed to disk before
 the next batch. A rerun with the same settings skips what
 is recorded, so an interrupted job loses at most the batch in flight and never duplicates a record.
 At the end it writes ``summary.csv``, ``summary.md``, ``curves.png`` and ``index.html`` (overlays of
@@ -33,8 +33,8 @@ from jaxplain.files import check_output_folder, claim_output_folder
 from jaxplain.explainers import defaults_of
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
-from jaxplain.metrics.localisation import (LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask, grid_pointing_score,
-                                           localisation_miss, mean_intensity)
+from jaxplain.metrics.localisation import (IOU_THRESHOLD, LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask,
+                                           grid_pointing_score, localisation_miss, mask_iou, mean_intensity)
 from jaxplain.model import Model, computing_in
 from jaxplain.parallel import data_mesh, pad_rows, run_sharded
 from jaxplain.viz import html_table, save_overlay, write_index
@@ -42,9 +42,10 @@ from jaxplain.viz import html_table, save_overlay, write_index
 RECORDS = "records.jsonl"
 CONFIG = "config.json"
 SUMMARY_COLUMNS = ("method", "n", "deletion", "deletion_se", "insertion", "insertion_se", "intensity", "maps_per_s")
-GRID_COLUMNS = ("gridpg", "gridpg_se", "localisation_error", "localisation_error_se")
-METRICS = ("deletion_insertion", "gridpg", "localisation")
-GRID_METRICS = ("gridpg", "localisation")
+GRID_COLUMNS = ("gridpg", "gridpg_se", "localisation_error", "localisation_error_se", "iou", "iou_se")
+METRICS = ("deletion_insertion", "gridpg", "localisation", "iou")
+GRID_METRICS = ("gridpg", "localisation", "iou")
+DEFAULT_GRID_METRICS = ("gridpg", "localisation")  # iou is asked for by name
 TARGETS = ("auto", "predicted", "label")
 
 
@@ -62,17 +63,18 @@ class EvaluationConfig:
     target: str = "auto"  # class explained: predicted, label (the dataset's), auto (label on grids)
     localisation_alpha: float = LOCALISATION_ALPHA
     dtype: str = "float32"  # the explainers' teacher computes in this dtype; the metrics' teacher in float32
+    iou_threshold: float = IOU_THRESHOLD  # of the map's range, for the iou metric (DAX paper: 0.2)
 
     def identity(self, model_name: str) -> dict:
         """The settings a resumed run must share with the run that wrote the records."""
         return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
                 "methods": self.methods, "aliases": self.aliases, "metrics": list(self.metrics or ()),
                 "target": self.target, "localisation_alpha": self.localisation_alpha, "dtype": self.dtype,
-                "defaults": defaults_of(self.methods, self.aliases)}
+                "iou_threshold": self.iou_threshold, "defaults": defaults_of(self.methods, self.aliases)}
 
     def resolved(self, grid: bool) -> "EvaluationConfig":
         """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
-        metrics = self.metrics or (("deletion_insertion", *GRID_METRICS) if grid else ("deletion_insertion",))
+        metrics = self.metrics or (("deletion_insertion", *DEFAULT_GRID_METRICS) if grid else ("deletion_insertion",))
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise UsageError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(METRICS)}")
@@ -106,7 +108,7 @@ def append_records(path: Path, records: list[dict]) -> None:
 
 # settings added after the first tables were written, with the values those runs used
 _IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", "localisation_alpha": LOCALISATION_ALPHA,
-                      "dtype": "float32"}
+                      "dtype": "float32", "iou_threshold": IOU_THRESHOLD}
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,15 +120,23 @@ def _scores_fn(handle: ModelHandle, protocol: str):
     return scores
 
 
-def grid_scores(maps: np.ndarray, cells: np.ndarray, alpha: float) -> dict[str, np.ndarray]:
-    """GridPG and localisation misses of maps ``[B, H, W]`` explaining the images in ``cells`` of 2x2 grids."""
+def grid_scores(maps: np.ndarray, cells: np.ndarray, metrics=GRID_METRICS, alpha: float = LOCALISATION_ALPHA,
+                iou_threshold: float = IOU_THRESHOLD) -> dict[str, np.ndarray]:
+    """The grid ``metrics`` of maps ``[B, H, W]`` explaining the images in ``cells`` of 2x2 grids: GridPG,
+    localisation misses (box of the largest region against the cell) and IoU of the thresholded map with the cell."""
     from jaxplain.data.grids import GRID
 
     height, width = maps.shape[1:]
     regions = np.stack([np.asarray(grid_cell_mask(int(c), GRID, height, width)) for c in cells])
-    pointing = np.asarray(jax.vmap(grid_pointing_score)(maps, regions))
-    misses = [localisation_miss(m, grid_cell_box(int(c), GRID, height, width), alpha) for m, c in zip(maps, cells)]
-    return {"gridpg": pointing, "localisation_miss": np.asarray(misses, np.float32)}
+    scores = {}
+    if "gridpg" in metrics:
+        scores["gridpg"] = np.asarray(jax.vmap(grid_pointing_score)(maps, regions))
+    if "localisation" in metrics:
+        misses = [localisation_miss(m, grid_cell_box(int(c), GRID, height, width), alpha) for m, c in zip(maps, cells)]
+        scores["localisation_miss"] = np.asarray(misses, np.float32)
+    if "iou" in metrics:
+        scores["iou"] = np.asarray(jax.vmap(lambda m, r: mask_iou(m, r, iou_threshold))(maps, regions))
+    return scores
 
 
 def map_flags(maps: np.ndarray) -> list[str | None]:
@@ -149,7 +159,7 @@ def score_maps(model: Model, config: EvaluationConfig, images, maps, targets, ce
         out = run_sharded(fn, (model.params,), padded, mesh, per_device=True)
         scores |= {k: np.asarray(v[: len(images)]) for k, v in out.items()}
     if any(m in GRID_METRICS for m in config.metrics):
-        scores |= grid_scores(maps, cells, config.localisation_alpha)
+        scores |= grid_scores(maps, cells, config.metrics, config.localisation_alpha, config.iou_threshold)
     return scores
 
 
@@ -163,7 +173,7 @@ def make_record(method: str, index: int, item_id: str, label: int, probability: 
         record["cell"] = cell
     if flag:
         record["map_flag"] = flag
-    for name in ("deletion", "insertion", "intensity", "gridpg", "localisation_miss"):
+    for name in ("deletion", "insertion", "intensity", "gridpg", "localisation_miss", "iou"):
         if name in scores:
             record[name] = float(scores[name][j])
     for name in ("deletion_curve", "insertion_curve"):
@@ -263,7 +273,7 @@ def summarise(records: list[dict], methods) -> list[dict]:
         timed = [r for r in mine if not r["includes_compile"]]
         row = {"method": method, "n": len(mine)}
         for name, column in (("deletion", "deletion"), ("insertion", "insertion"), ("gridpg", "gridpg"),
-                             ("localisation_miss", "localisation_error")):
+                             ("localisation_miss", "localisation_error"), ("iou", "iou")):
             values = [r[name] for r in mine if name in r]
             row[column], row[f"{column}_se"] = _mean_se(values) if values else (float("nan"), float("nan"))
         row["intensity"] = float(np.mean([r["intensity"] for r in mine]))
@@ -281,7 +291,7 @@ def _has(rows: list[dict], column: str) -> bool:
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table, with the columns of the metrics that were computed."""
     columns = [("deletion", "deletion ↓", ".4f"), ("insertion", "insertion ↑", ".4f"), ("gridpg", "GridPG ↑", ".3f"),
-               ("localisation_error", "localisation error ↓", ".3f")]
+               ("localisation_error", "localisation error ↓", ".3f"), ("iou", "IoU ↑", ".3f")]
     columns = [c for c in columns if _has(rows, c[0])]
     header = "| method | n | " + " | ".join(c[1] for c in columns) + " | intensity | maps/s |"
     lines = [header, "| --- | ---: |" + " ---: |" * (len(columns) + 2)]
@@ -333,7 +343,7 @@ def write_reports(model: Model, config: EvaluationConfig, out: Path, source, n: 
 
     records = [r for r in read_records(out / RECORDS) if r["index"] < n]
     rows = summarise(records, config.methods)
-    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if _has(rows, "gridpg") or _has(rows, "localisation_error") else ())
+    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if any(_has(rows, c) for c in ("gridpg", "localisation_error", "iou")) else ())
     with open(out / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

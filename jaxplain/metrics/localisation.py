@@ -66,6 +66,7 @@ def grid_pointing_score(saliency: jax.Array, region: jax.Array) -> jax.Array:
 
 LOCALISATION_ALPHA = 1.1  # GFI's threshold: alpha x the mean of the min-max normalised map
 LOCALISATION_IOU = 0.5
+IOU_THRESHOLD = 0.2  # DAX paper: a map selects the pixels at or above 0.2 of its range
 
 
 def largest_region_box(saliency: np.ndarray, alpha: float = LOCALISATION_ALPHA) -> tuple[int, int, int, int]:
@@ -111,7 +112,7 @@ def localisation_miss(saliency: np.ndarray, box, alpha: float = LOCALISATION_ALP
     return box_iou(largest_region_box(saliency, alpha), box) < iou
 
 
-def mask_iou(saliency: jax.Array, region: jax.Array, threshold: float = 0.2) -> jax.Array:
+def mask_iou(saliency: jax.Array, region: jax.Array, threshold: float = IOU_THRESHOLD) -> jax.Array:
     """IoU of the map thresholded at ``threshold`` of its range (after min-max) with a ground-truth mask (DAX paper)."""
     selected = minmax(saliency) >= threshold
     inter = jnp.sum(selected & region)
