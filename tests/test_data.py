@@ -48,6 +48,11 @@ def test_cifar10_builder_prepares_from_the_tarball_without_tensorflow(tiny_tarba
         assert abs(int(record["image"].mean()) - 20 * int(record["label"])) <= 2  # labels follow folder order
     test, split = open_source("tfds:cifar10_jpeg", data_dir=tmp_path, raw_data=tiny_tarball)
     assert split == "test" and len(test) == 10
+    tail, split = open_source("tfds:cifar10_jpeg:train[15:]", data_dir=tmp_path, raw_data=tiny_tarball)
+    assert split == "train[15:]" and len(tail) == 5
+    np.testing.assert_array_equal(tail[0]["image"], source[15]["image"])  # a slice is rows of its split
+    with pytest.raises(UsageError, match="no split 'valid"):
+        open_source("tfds:cifar10_jpeg:valid[:5]", data_dir=tmp_path, raw_data=tiny_tarball)
     assert "tensorflow" not in sys.modules
 
 

@@ -2,7 +2,8 @@
 
 * ``PATH``: a labelled folder (images + ``labels.tsv``), read directly;
 * ``tfds:NAME[:SPLIT]``: a TFDS dataset in ``$TFDS_DATA_DIR`` (or ``--tfds-dir``) read through
-  ``data_source`` (array_record, no TensorFlow). ``cifar10_jpeg`` is prepared on first use from
+  ``data_source`` (array_record, no TensorFlow). SPLIT may be sliced as TFDS allows, e.g.
+  ``test[5000:]``, so one split can hold a development and a test part. ``cifar10_jpeg`` is prepared on first use from
   ``cifar10-jpeg.tar.gz`` found in ``$JAXPLAIN_DATA`` (or ``--raw-data``); ``spoken_digits`` (audio)
   is synthesised on first use with espeak-ng; ``labelled_folder/NAME`` is prepared by ``jaxplain data
   folder``; any other name must already be prepared with TFDS.
@@ -31,8 +32,8 @@ class DataSpec:
     @classmethod
     def parse(cls, spec: str) -> "DataSpec":
         if spec.startswith("tfds:"):
-            parts = spec[len("tfds:"):].split(":")
-            if not parts[0] or len(parts) > 2:
+            parts = spec[len("tfds:"):].split(":", 1)  # a sliced split may hold a colon: test[5000:]
+            if not parts[0] or ":" in parts[0]:
                 raise UsageError(f"--data {spec!r}: expected tfds:NAME or tfds:NAME:SPLIT, e.g. tfds:cifar10_jpeg:test")
             return cls("tfds", parts[0], parts[1] if len(parts) == 2 and parts[1] else None)
         return cls("folder", spec)
@@ -87,11 +88,15 @@ def open_source(spec: str, *, num_classes: int | None = None, data_dir=None, raw
     builder = _builder(parsed.name, tfds_data_dir(data_dir), raw_data_dir(raw_data))
     splits = list(builder.info.splits)
     split = parsed.split or next((s for s in DEFAULT_SPLITS if s in splits), splits[0])
-    if split not in splits:
+    if split.split("[")[0] not in splits:
         raise UsageError(f"tfds:{parsed.name} has no split {split!r}; it has: {', '.join(splits)}")
     try:
         source = builder.as_data_source(split=split)
-    except (NotImplementedError, ValueError) as e:
+    except ValueError as e:
+        if "[" in split:
+            raise UsageError(f"tfds:{parsed.name}: cannot read the slice {split!r} ({e})") from e
+        raise InputFileError(f"tfds:{parsed.name} cannot be read without TensorFlow ({e}); prepare it as array_record") from e
+    except NotImplementedError as e:
         raise InputFileError(f"tfds:{parsed.name} cannot be read without TensorFlow ({e}); prepare it as array_record") from e
     if num_classes is not None and "label" in builder.info.features:
         label = builder.info.features["label"]
