@@ -33,7 +33,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.evaluation.harness import append_records, read_records
 from jaxplain.explainers.relabel import (RelabelConfig, attribute, default_vae_name, fit_student, image_sampler,
-                                         noise_scale_for, student_features, student_grid)
+                                         neighbourhood_for, student_features, student_grid)
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.imageops import gaussian_kernel
 from jaxplain.metrics.faithfulness import FAST, deletion_insertion
@@ -79,12 +79,12 @@ def draw(config, handle, params, vae, image, label, key, total):
     (``ONE_SCALE`` each), as features on every grid of :data:`GRIDS`, relabels and soft labels."""
     sample = image_sampler(config, handle, params, vae, image, label)
     probe_key, sample_key = jax.random.split(key)
-    scale = noise_scale_for(config, sample, probe_key)
+    scale, share = neighbourhood_for(config, sample, probe_key)
 
     def at(multiplier, count, stream):
         def chunk(_, index):
             k = jax.random.fold_in(jax.random.fold_in(sample_key, stream), index)
-            synthetic, same, soft = sample(scale * multiplier, k, config.chunk)
+            synthetic, same, soft = sample(scale * multiplier, share, k, config.chunk)
             return None, ({g: student_features(synthetic, image, (g, g)) for g in GRIDS}, same, soft)
 
         _, (features, same, soft) = jax.lax.scan(chunk, None, jnp.arange(count // config.chunk))

@@ -111,7 +111,7 @@ def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
 
 # --- the steps one by one --------------------------------------------------------------------------
 
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, balanced_accuracy, choose_scale, fit_student,
+from jaxplain.explainers.relabel import (RelabelConfig, attribute, balanced_accuracy, choose_probe, fit_student,
                                          relabel_samples, student_grid)
 
 
@@ -135,10 +135,32 @@ def test_relabelling_keeps_the_rank_of_the_explained_class():
 
 def test_noise_scale_choice_breaks_ties_toward_a_balanced_neighbourhood():
     scales = jnp.array([0.5, 1.0, 2.0, 4.0])
-    assert float(choose_scale(scales, jnp.array([1.0, 0.75, 0.5, 0.125]))) == 2.0
-    assert float(choose_scale(scales, jnp.array([1.0, 1.0, 1.0, 1.0]))) == 4.0  # class never shifts: most noise
-    assert float(choose_scale(scales, jnp.array([0.0, 0.0, 0.0, 0.0]))) == 0.5  # class always shifts: least
-    assert float(choose_scale(scales, jnp.array([0.75, 0.25, 0.0, 0.0]))) == 0.5  # equal distance, kept side
+    assert int(choose_probe(jnp.array([1.0, 0.75, 0.5, 0.125]), scales)) == 2
+    assert int(choose_probe(jnp.array([1.0, 1.0, 1.0, 1.0]), scales)) == 3  # class never shifts: most noise
+    assert int(choose_probe(jnp.array([0.0, 0.0, 0.0, 0.0]), scales)) == 0  # class always shifts: least
+    assert int(choose_probe(jnp.array([0.75, 0.25, 0.0, 0.0]), scales)) == 0  # equal distance, kept side
+
+
+def test_the_probe_tries_smaller_windows_when_every_noise_scale_loses_the_class():
+    """With ``probe_shares`` the probe also tries those window shares at the smallest scale; a teacher
+    that keeps the class only when at most an eighth of the photo is replaced gets that share."""
+    from jaxplain.explainers.relabel import neighbourhood_for, probe_settings
+
+    config = RelabelConfig(probe_scales=(0.5, 1.0, 2.0), probe_shares=(0.25, 0.125), probe_samples=16)
+    scales, shares = probe_settings(config)
+    np.testing.assert_allclose(scales, [0.5, 1.0, 2.0, 0.5, 0.5])
+    np.testing.assert_allclose(shares, [0.5, 0.5, 0.5, 0.25, 0.125])
+
+    def sample(scale, share, key, count):  # "same" on half the samples at share 1/8, on none above 1/4
+        same = jnp.where(share <= 0.125, jnp.arange(count) % 2 == 0, jnp.zeros(count, bool))
+        return None, same, None
+
+    scale, share = neighbourhood_for(config, sample, jax.random.key(0))
+    assert (float(scale), float(share)) == (0.5, 0.125)
+    without = RelabelConfig(probe_scales=(0.5, 1.0, 2.0), probe_samples=16)
+    assert [float(v) for v in neighbourhood_for(without, sample, jax.random.key(0))] == [0.5, 0.5]
+    with pytest.raises(ValueError, match="spliced neighbourhood only"):
+        RelabelConfig(neighbourhood="residual", probe_shares=(0.25,))
 
 
 def test_balanced_accuracy_on_hand_counted_cases():

@@ -23,8 +23,9 @@ For each image ``x`` explained for class ``c``:
    keeps ``c`` where ``x`` had it, rather than calling nearly every sample shifted, and the soft label
    is the softened probability of ``c`` beating the class just below it. When the labels are
    nearly all one kind the two-class problem is degenerate: with ``adapt_noise`` (default) a probe of
-   ``probe_samples`` latents at each of ``probe_scales`` x ``noise_scale`` picks the scale whose *same*
-   fraction is closest to one half (:func:`choose_scale`). A neighbourhood whose minority relabel
+   ``probe_samples`` latents at each of ``probe_scales`` x ``noise_scale`` (and, in the spliced
+   neighbourhood, at each window share of ``probe_shares`` with the smallest of those scales) picks the
+   setting whose *same* fraction is closest to one half (:func:`probe_settings`, :func:`choose_probe`). A neighbourhood whose minority relabel
    holds under ``DEGENERATE_SHARE`` of the samples is reported as ``degenerate`` in the diagnostics.
 3. **Linear student** (:func:`fit_student`). A two-class linear model on the synthetic images
    (downsampled to the student grid, :func:`student_grid`, minus the equally downsampled ``x``) is
@@ -73,8 +74,8 @@ NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
 
-__all__ = ["RelabelConfig", "VaeHandle", "attribute", "balanced_accuracy", "choose_scale", "default_vae_name",
-           "explain_image", "fit_student", "image_sampler", "noise_scale_for", "relabel", "relabel_samples",
+__all__ = ["RelabelConfig", "VaeHandle", "attribute", "balanced_accuracy", "choose_probe", "default_vae_name",
+           "explain_image", "fit_student", "image_sampler", "neighbourhood_for", "probe_settings", "relabel", "relabel_samples",
            "student_features", "student_grid", "synthesise"]
 
 
@@ -87,6 +88,7 @@ class RelabelConfig:
     adapt_noise: bool = True
     probe_samples: int = 24
     probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    probe_shares: tuple[float, ...] = ()
     neighbourhood: str = "spliced"
     splice_grid: int = 7
     splice_share: float = 0.5
@@ -118,7 +120,12 @@ class RelabelConfig:
             raise ValueError(f"holdout {self.holdout} of {self.num_samples} samples leaves {self.train_count} to "
                              f"train on and {self.num_samples - self.train_count} to check the student; both must "
                              "be at least 1")
+        if self.probe_shares and self.neighbourhood != "spliced":
+            raise ValueError(f"probe_shares applies to the spliced neighbourhood only, not {self.neighbourhood!r}")
+        if not all(0.0 < q <= 1.0 for q in self.probe_shares):
+            raise ValueError(f"every probe share must be in (0, 1], not {tuple(self.probe_shares)}")
         object.__setattr__(self, "probe_scales", tuple(float(s) for s in self.probe_scales))
+        object.__setattr__(self, "probe_shares", tuple(float(q) for q in self.probe_shares))
 
     @property
     def train_count(self) -> int:
@@ -145,9 +152,10 @@ def student_grid(config: RelabelConfig, height: int, width: int) -> tuple[int, i
     return max(1, round(short * height / width)), short
 
 
-def synthesise(config: RelabelConfig, image, decoded, base, key):
+def synthesise(config: RelabelConfig, image, decoded, base, key, share=None):
     """Synthetic teacher inputs ``[n, H, W, 3]`` from decoded latents ``[n, r, r, 3]`` (``base``: D(mu));
-    ``key`` draws the splice windows of the spliced neighbourhood."""
+    ``key`` draws the splice windows of the spliced neighbourhood, each open with probability ``share``
+    (default ``config.splice_share``)."""
     height, width = image.shape[:2]
     count = decoded.shape[0]
     if config.neighbourhood == "residual":
@@ -156,7 +164,8 @@ def synthesise(config: RelabelConfig, image, decoded, base, key):
     decoded = jax.image.resize(decoded, (count, height, width, 3), "linear")
     if config.neighbourhood == "decoded":
         return decoded
-    windows = random_masks(key, count, height, width, config.splice_grid, config.splice_share)
+    share = config.splice_share if share is None else share
+    windows = random_masks(key, count, height, width, config.splice_grid, share)
     return blend(decoded, image[None], windows)
 
 
@@ -184,13 +193,22 @@ def relabel_samples(logits, label, reference_logits, temperature: float):
     return target >= rival, jnp.where(reference_rank == 0, softmax, pairwise)
 
 
-def choose_scale(scales, fractions):
-    """The scale whose *same* fraction is closest to one half. Ties (typically: every scale keeps the
-    class, or none does) go to the largest scale when the class is kept and the smallest when it is
-    lost: the one nearest to a balanced neighbourhood."""
-    position = jnp.arange(scales.shape[0])
-    tiebreak = jnp.where(fractions >= 0.5, -position, position)
-    return scales[jnp.lexsort((tiebreak, jnp.abs(fractions - 0.5)))[0]]
+def choose_probe(fractions, strengths):
+    """Index of the probed setting whose *same* fraction is closest to one half. Ties (typically: every
+    setting keeps the class, or none does) go to the strongest change (``strengths``: noise scale x
+    window share) when the class is kept and the weakest when it is lost: the one nearest to a
+    balanced neighbourhood."""
+    tiebreak = jnp.where(fractions >= 0.5, -strengths, strengths)
+    return jnp.lexsort((tiebreak, jnp.abs(fractions - 0.5)))[0]
+
+
+def probe_settings(config: RelabelConfig):
+    """``(scales [P], shares [P])`` the probe tries: each of ``probe_scales`` x ``noise_scale`` at
+    ``splice_share``, then each of ``probe_shares`` at the smallest of those scales."""
+    scales = [config.noise_scale * s for s in config.probe_scales]
+    smallest = min(scales)
+    return (jnp.asarray(scales + [smallest] * len(config.probe_shares), jnp.float32),
+            jnp.asarray([config.splice_share] * len(scales) + list(config.probe_shares), jnp.float32))
 
 
 def balanced_accuracy(predicted, truth):
@@ -263,45 +281,50 @@ def class_mean_gap(features, same):
 
 
 def sample_neighbourhood(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label,
-                         reference_logits, mu, base, scale, key, count: int):
-    """``count`` synthetic images around ``mu`` at noise ``scale``, with their relabels and soft labels."""
+                         reference_logits, mu, base, scale, share, key, count: int):
+    """``count`` synthetic images around ``mu`` at noise ``scale`` (spliced: windows open with probability
+    ``share``), with their relabels and soft labels."""
     eps = jax.random.normal(key, (count, mu.shape[-1]))
     decoded = decode(vae.module, vae.params, mu + scale * eps)
-    synthetic = synthesise(config, image, decoded, base, jax.random.fold_in(key, 1))
+    synthetic = synthesise(config, image, decoded, base, jax.random.fold_in(key, 1), share)
     logits = model.logits(params, synthetic).astype(jnp.float32)
     same, soft = relabel_samples(logits, label, reference_logits, config.temperature)
     return synthetic, same, soft
 
 
 def image_sampler(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label):
-    """``sample(scale, key, count) -> (synthetic, same, soft)``: the neighbourhood of one image."""
+    """``sample(scale, share, key, count) -> (synthetic, same, soft)``: the neighbourhood of one image."""
     size = vae.module.resolution
     mu = encode(vae.module, vae.params, resize(image[None], (size, size)))[0][0]
     base = decode(vae.module, vae.params, mu[None])[0]
     reference_logits = model.logits(params, image[None])[0].astype(jnp.float32)
-    return lambda scale, key, count: sample_neighbourhood(config, model, params, vae, image, label,
-                                                          reference_logits, mu, base, scale, key, count)
+    return lambda scale, share, key, count: sample_neighbourhood(config, model, params, vae, image, label,
+                                                                 reference_logits, mu, base, scale, share, key, count)
 
 
-def noise_scale_for(config: RelabelConfig, sample, key):
-    """The noise scale to sample at: ``noise_scale``, or with ``adapt_noise`` the probe's choice."""
+def neighbourhood_for(config: RelabelConfig, sample, key):
+    """``(noise scale, splice share)`` to sample at: the configured ones, or with ``adapt_noise`` the probe's choice."""
     if not config.adapt_noise:
-        return jnp.asarray(config.noise_scale, jnp.float32)
-    scales = config.noise_scale * jnp.asarray(config.probe_scales)
-    probe = lambda scale_and_key: sample(*scale_and_key, config.probe_samples)[1].mean()
+        return jnp.asarray(config.noise_scale, jnp.float32), jnp.asarray(config.splice_share, jnp.float32)
+    scales, shares = probe_settings(config)
     keys = jax.random.split(key, len(config.probe_scales))
-    return choose_scale(scales, jax.lax.map(probe, (scales, keys)))  # one scale at a time: bounded memory
+    if config.probe_shares:  # their own keys: the scale probes draw what they drew without them
+        keys = jnp.concatenate([keys, jax.random.split(jax.random.fold_in(key, 1), len(config.probe_shares))])
+    probe = lambda setting: sample(*setting, config.probe_samples)[1].mean()
+    fractions = jax.lax.map(probe, (scales, shares, keys))  # one setting at a time: bounded memory
+    chosen = choose_probe(fractions, scales * shares)
+    return scales[chosen], shares[chosen]
 
 
 def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label, key):
     """``(saliency [H, W], diagnostics)`` for one image ``[H, W, 3]`` and class ``label``."""
     sample = image_sampler(config, model, params, vae, image, label)
     probe_key, sample_key = jax.random.split(key)
-    scale = noise_scale_for(config, sample, probe_key)
+    scale, share = neighbourhood_for(config, sample, probe_key)
     grid = student_grid(config, *image.shape[:2])
 
     def draw(_, index):
-        synthetic, same, soft = sample(scale, jax.random.fold_in(sample_key, index), config.chunk)
+        synthetic, same, soft = sample(scale, share, jax.random.fold_in(sample_key, index), config.chunk)
         return None, (student_features(synthetic, image, grid), same, soft)
 
     _, (features, same, soft) = jax.lax.scan(draw, None, jnp.arange(config.num_samples // config.chunk))
@@ -310,7 +333,7 @@ def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHan
     weights, train_fidelity, fidelity = fit_student(config, features, same, soft)
     saliency = attribute(config, weights, image, features, same, model.zero_pixel)
     same_fraction = same.mean()
-    diagnostics = {"noise_scale": scale, "same_fraction": same_fraction, "fidelity": fidelity,
+    diagnostics = {"noise_scale": scale, "splice_share": share, "same_fraction": same_fraction, "fidelity": fidelity,
                    "train_fidelity": train_fidelity,
                    "degenerate": (jnp.minimum(same_fraction, 1.0 - same_fraction) < DEGENERATE_SHARE).astype(jnp.float32)}
     return saliency, diagnostics
@@ -322,6 +345,7 @@ def relabel(
     adapt_noise: bool = True,
     probe_samples: int = 24,
     probe_scales: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+    probe_shares: tuple[float, ...] = (),
     neighbourhood: str = "spliced",
     splice_grid: int = 7,
     splice_share: float = 0.5,
@@ -345,7 +369,7 @@ def relabel(
     """
     config = RelabelConfig(
         num_samples=num_samples, noise_scale=noise_scale, adapt_noise=adapt_noise, probe_samples=probe_samples,
-        probe_scales=tuple(probe_scales), neighbourhood=neighbourhood, splice_grid=splice_grid,
+        probe_scales=tuple(probe_scales), probe_shares=tuple(probe_shares), neighbourhood=neighbourhood, splice_grid=splice_grid,
         splice_share=splice_share, chunk=chunk,
         student_resolution=student_resolution, student_steps=student_steps, learning_rate=learning_rate,
         soft_weight=soft_weight, hard_weight=hard_weight, temperature=temperature, l2=l2, holdout=holdout,
