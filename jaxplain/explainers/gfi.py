@@ -16,10 +16,7 @@ The weights are fitted per image with Adam in two stages, as in the reference co
    + target_penalty ||w||^2``: keep the class on the kept region, lose it on the removed one.
 
 Weights start at ``initial_weight`` and are clamped at zero after each step; the learning rate is
-halved every ``decay_every`` steps. When the class-discriminative stage drives every weight to zero
-(the penalty outweighs a faint class), the mask is constant and ranks nothing (the reference would
-divide by zero); the map is then that of the inversion stage's weights, the last ones that located
-anything, and the record's map is not constant. One image is written and ``vmap``ped over the batch (each step is
+halved every ``decay_every`` steps. One image is written and ``vmap``ped over the batch (each step is
 one or two teacher forward+backward passes per image, so memory is set by the batch size), and the
 steps run in two ``lax.scan`` loops.
 """
@@ -101,9 +98,8 @@ def gfi(
 
         weights = jnp.full((activation.shape[-1],), initial_weight, jnp.float32)
         carry = run(inversion_loss, (weights, optimiser.init(weights)), inversion_steps)
-        inverted = jnp.where(jnp.any(carry[0] > 0), carry[0], weights)
         weights, _ = run(target_loss, carry, steps - inversion_steps)
-        return channel_mask(jnp.where(jnp.any(weights > 0), weights, inverted), activation, (height, width))
+        return channel_mask(weights, activation, (height, width))
 
     def explain(state, params, images, labels, *, key):
         features = state.model.apply_fn(params, images)[1]
