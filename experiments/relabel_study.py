@@ -65,6 +65,7 @@ VARIANTS = {
     "soft_only": Variant({"soft_weight": 1.0, "hard_weight": 0.0}),
     "input_map": Variant({"attribution": "input"}),
     "margin_map": Variant({"attribution": "margin"}),
+    "change_map": Variant({"attribution": "change"}),
     "smooth1": Variant(smoothing=1.0),
     "smooth2": Variant(smoothing=2.0),
     "grid32_smooth2": Variant({"student_resolution": 32}, smoothing=2.0),
