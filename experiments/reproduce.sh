@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-cifar \
+#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -107,10 +107,21 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_spliced.toml
       $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test --against relabel_spliced
       $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test_rise --against relabel_spliced ;;
+    relabel-cifar-dev)
+      # re-label choices for CIFAR-10 on its development images (the second half of its test split)
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_probe.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_probe --against relabel
+      $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
+        --limit 48 --neighbourhood spliced --out results/cifar10_relabel_dev_study
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study --against default ;;
     relabel-cifar)
-      # relabel at today's defaults against RISE and Grad-CAM on CIFAR-10 test
+      # relabel at today's defaults, and with the change map chosen on CIFAR-10's development images,
+      # against RISE and Grad-CAM on CIFAR-10 test
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_defaults.toml
-      $PYTHON experiments/paired.py results/cifar10_relabel_defaults --against relabel --limit 100 ;;
+      $PYTHON experiments/paired.py results/cifar10_relabel_defaults --against relabel --limit 100
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_change.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_change results/cifar10_relabel_defaults \
+        --against relabel_change --limit 100 ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;
