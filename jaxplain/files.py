@@ -44,6 +44,13 @@ def check_output_folder(out: str | Path) -> Path:
     return out
 
 
+def with_added_settings(recorded: dict, current: dict) -> dict:
+    """Recorded ``{method: {setting: default}}`` with the settings added to a method since the run began
+    taken at their current default: a new setting's default keeps the method's old behaviour (the rule
+    for adding one), so it does not stop a resume; a default that changed still does."""
+    return {label: current.get(label, {}) | settings for label, settings in recorded.items()}
+
+
 def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict | None = None,
                         name: str = "config.json") -> None:
     """Records ``identity`` (the settings that decide a resumable job's results) in ``out/name``, or, when
@@ -52,6 +59,8 @@ def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict 
     path = Path(out) / name
     if path.exists():
         previous = (defaults or {}) | json.loads(path.read_text())
+        if "defaults" in previous and "defaults" in identity:
+            previous["defaults"] = with_added_settings(previous["defaults"], identity["defaults"])
         if previous != identity:
             changed = sorted(k for k in identity if previous.get(k) != identity[k])
             raise UsageError(f"{out} holds {kind} with other settings ({', '.join(changed)} differ); "

@@ -91,6 +91,10 @@ def test_a_method_default_changed_since_the_run_began_stops_the_resume(folder, t
     monkeypatch.setattr(harness, "defaults_of", changed)
     with pytest.raises(UsageError, match="defaults differ"):
         evaluate(tiny_model, config(folder, limit=2), out)
+    before = recorded["defaults"]
+    added = lambda labels, aliases=None: {label: before[label] | {"new_setting": 1} for label in labels}
+    monkeypatch.setattr(harness, "defaults_of", added)  # a setting added since: its default keeps the old behaviour
+    evaluate(tiny_model, config(folder, limit=2), out)
     del recorded["defaults"]
     (out / "config.json").write_text(json.dumps(recorded))
     evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
