@@ -92,11 +92,9 @@ def open_source(spec: str, *, num_classes: int | None = None, data_dir=None, raw
         raise UsageError(f"tfds:{parsed.name} has no split {split!r}; it has: {', '.join(splits)}")
     try:
         source = builder.as_data_source(split=split)
-    except ValueError as e:
-        if "[" in split:
+    except (NotImplementedError, ValueError) as e:
+        if isinstance(e, ValueError) and "[" in split:
             raise UsageError(f"tfds:{parsed.name}: cannot read the slice {split!r} ({e})") from e
-        raise InputFileError(f"tfds:{parsed.name} cannot be read without TensorFlow ({e}); prepare it as array_record") from e
-    except NotImplementedError as e:
         raise InputFileError(f"tfds:{parsed.name} cannot be read without TensorFlow ({e}); prepare it as array_record") from e
     if num_classes is not None and "label" in builder.info.features:
         label = builder.info.features["label"]

@@ -42,7 +42,8 @@ from jaxplain.viz import html_table, save_overlay, write_index
 RECORDS = "records.jsonl"
 CONFIG = "config.json"
 SUMMARY_COLUMNS = ("method", "n", "deletion", "deletion_se", "insertion", "insertion_se", "intensity", "maps_per_s")
-GRID_COLUMNS = ("gridpg", "gridpg_se", "localisation_error", "localisation_error_se", "iou", "iou_se")
+GRID_SCORES = ("gridpg", "localisation_error", "iou")  # summary columns of the grid metrics
+GRID_COLUMNS = tuple(column for score in GRID_SCORES for column in (score, f"{score}_se"))
 METRICS = ("deletion_insertion", "gridpg", "localisation", "iou")
 GRID_METRICS = ("gridpg", "localisation", "iou")
 DEFAULT_GRID_METRICS = ("gridpg", "localisation")  # iou is asked for by name
@@ -343,7 +344,7 @@ def write_reports(model: Model, config: EvaluationConfig, out: Path, source, n: 
 
     records = [r for r in read_records(out / RECORDS) if r["index"] < n]
     rows = summarise(records, config.methods)
-    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if any(_has(rows, c) for c in ("gridpg", "localisation_error", "iou")) else ())
+    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if any(_has(rows, c) for c in GRID_SCORES) else ())
     with open(out / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
