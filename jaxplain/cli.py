@@ -230,10 +230,10 @@ def evaluate(
         options["batch_size"], hyperparameters = plan_methods(
             teacher_in(options["model"], options["dtype"]), hyperparameters, memory_budget, options["batch_size"],
             aliases=aliases, report=typer.echo)
-    evaluation = EvaluationConfig(hyperparameters, options["data"], options["limit"], options["protocol"],
-                                  options["seed"], options["batch_size"], options["examples"], aliases, chosen,
-                                  options["target"], options["localisation_alpha"], options["dtype"],
-                                  options["iou_threshold"])
+    evaluation = EvaluationConfig(
+        methods=hyperparameters, aliases=aliases, metrics=chosen,
+        **{name: options[name] for name in ("data", "limit", "protocol", "seed", "batch_size", "examples", "target",
+                                            "localisation_alpha", "dtype", "iou_threshold")})
     rows = run(load_model(options["model"]), evaluation, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")
