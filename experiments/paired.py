@@ -9,8 +9,8 @@ number of images where the first method wins, ties and n, for each method agains
     python experiments/paired.py results/imagenet_dev_heldout --against gradcam
     python experiments/paired.py runs/gfi-dev-layers --metric gridpg --against gfi
 
-Given two runs of the same images with different methods and ``--against``, it compares across them
-as if they were one run; given two runs of the same methods (say float32 and bfloat16), it pairs each
+Given several runs of the same images with different methods and ``--against``, it compares across
+them as if they were one run; given two runs of the same methods (say float32 and bfloat16), it pairs each
 method of the second with the same method of the first:
 
     python experiments/paired.py results/relabel_test results/relabel_test_rise --against relabel
@@ -67,21 +67,25 @@ def read_scores(run: Path, metric: str, limit: int | None) -> dict[str, dict[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+",
-                        help="an evaluation folder (with records.jsonl), or two of the same images")
+                        help="an evaluation folder (with records.jsonl); two of the same images; or, with --against, "
+                             "any number of runs of the same images with different methods")
     parser.add_argument("--metric", choices=tuple(SCORES), default="ins-del")
     parser.add_argument("--against", help="compare every method with this one (default: all pairs)")
     parser.add_argument("--methods", help="comma-separated subset of methods")
     parser.add_argument("--limit", type=int, help="only images with index < LIMIT")
     args = parser.parse_args()
-    if len(args.runs) > 2:
-        parser.error("give one run, or two to compare method by method")
+    if len(args.runs) > 2 and not args.against:
+        parser.error("give one run, two to compare method by method, or any number with --against")
 
     runs = [read_scores(run, args.metric, args.limit) for run in args.runs]
-    if len(runs) == 2 and args.against:
-        shared = set(runs[0]) & set(runs[1])
-        if shared:
-            parser.error(f"both runs have {', '.join(sorted(shared))}; give one run with --against, or none")
-        runs = [runs[0] | runs[1]]
+    if len(runs) >= 2 and args.against:
+        merged: dict[str, dict[int, float]] = {}
+        for run in runs:
+            shared = set(merged) & set(run)
+            if shared:
+                parser.error(f"two runs have {', '.join(sorted(shared))}; give one run with --against, or two without")
+            merged |= run
+        runs = [merged]
     if len(runs) == 2:
         first, second = (run.name for run in args.runs)
         scores = {f"{m} ({second})": s for m, s in runs[1].items()} | {f"{m} ({first})": s for m, s in runs[0].items()}

@@ -43,10 +43,15 @@ def test_two_runs_are_compared_method_by_method(tmp_path):
     assert rows == ["| gradcam (bfloat16) | gradcam (float32) | +0.050 ± 0.050 | 1 | 1 | 2 | 0.0500 | 0.1000 |"]
 
 
-def test_two_runs_of_different_methods_merge_for_against(tmp_path):
+def test_runs_of_different_methods_merge_for_against(tmp_path):
     first = write_run(tmp_path / "cheap", {"relabel": [(0.2, 0.8), (0.3, 0.6)]})
     second = write_run(tmp_path / "slow", {"rise": [(0.3, 0.8), (0.1, 0.6)]})
-    out = subprocess.run([sys.executable, str(SCRIPT), str(first), str(second), "--against", "relabel"],
+    third = write_run(tmp_path / "amortized", {"surrogate": [(0.4, 0.8), (0.3, 0.5)]})
+    out = subprocess.run([sys.executable, str(SCRIPT), str(first), str(second), str(third), "--against", "relabel"],
                          capture_output=True, text=True, check=True).stdout
-    rows = [line for line in out.splitlines() if line.startswith("| rise")]
-    assert rows == ["| rise | relabel | +0.050 ± 0.150 | 1 | 0 | 2 | 0.1500 | 0.2000 |"]
+    rows = [line for line in out.splitlines() if line.startswith(("| rise", "| surrogate"))]
+    assert rows == ["| rise | relabel | +0.050 ± 0.150 | 1 | 0 | 2 | 0.1500 | 0.2000 |",
+                    "| surrogate | relabel | -0.150 ± 0.050 | 0 | 0 | 2 | 0.1500 | 0.2000 |"]
+    clash = subprocess.run([sys.executable, str(SCRIPT), str(first), str(first), str(third), "--against", "relabel"],
+                           capture_output=True, text=True)
+    assert clash.returncode == 2 and "two runs have relabel" in clash.stderr
