@@ -51,18 +51,46 @@ def with_added_settings(recorded: dict, current: dict) -> dict:
     return {label: current.get(label, {}) | settings for label, settings in recorded.items()}
 
 
+def effective_settings(identity: dict) -> dict:
+    """A run's identity with each method's settings as they act: its recorded defaults overlaid by the
+    settings given. A setting written out at the value that was the default when the run began is then
+    the same run: that is how a config pins a default changed since."""
+    if "defaults" not in identity or "methods" not in identity:
+        return identity
+    rest = {k: v for k, v in identity.items() if k not in ("defaults", "methods")}
+    return rest | {"methods": {label: identity["defaults"].get(label, {}) | settings
+                               for label, settings in identity["methods"].items()}}
+
+
+def differences(previous: dict, current: dict) -> list[str]:
+    """Names of the keys (``methods.LABEL.SETTING`` inside the methods) whose values differ."""
+    changed = []
+    for key in sorted(set(previous) | set(current)):
+        if key == "methods" and isinstance(previous.get(key), dict) and isinstance(current.get(key), dict):
+            for label in sorted(set(previous[key]) | set(current[key])):
+                old, new = previous[key].get(label), current[key].get(label)
+                if old is None or new is None:
+                    changed.append(f"methods.{label}")
+                else:
+                    changed += [f"methods.{label}.{s}" for s in sorted(set(old) | set(new)) if old.get(s) != new.get(s)]
+        elif previous.get(key) != current.get(key):
+            changed.append(key)
+    return changed
+
+
 def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict | None = None,
                         name: str = "config.json") -> None:
     """Records ``identity`` (the settings that decide a resumable job's results) in ``out/name``, or, when
     ``out`` already holds one, checks it is the same (``defaults`` fill keys older runs did not record):
-    resuming with other settings would mix two jobs' results, so it is refused naming what differs."""
+    resuming with other settings would mix two jobs' results, so it is refused naming what differs.
+    Methods are compared by their :func:`effective_settings`."""
     path = Path(out) / name
     if path.exists():
         previous = (defaults or {}) | json.loads(path.read_text())
         if "defaults" in previous and "defaults" in identity:
             previous["defaults"] = with_added_settings(previous["defaults"], identity["defaults"])
-        if previous != identity:
-            changed = sorted(k for k in identity if previous.get(k) != identity[k])
+        changed = differences(effective_settings(previous), effective_settings(identity))
+        if changed:
             raise UsageError(f"{out} holds {kind} with other settings ({', '.join(changed)} differ); "
                              "use a new --out folder, or the original settings to resume")
     else:

@@ -1,6 +1,7 @@
 """The evaluation harness: tables from records, and an interrupted run resumes without loss or duplicates."""
 
 import csv
+import dataclasses
 import json
 
 import jax.numpy as jnp
@@ -79,19 +80,25 @@ def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tm
 
 def test_a_method_default_changed_since_the_run_began_stops_the_resume(folder, tmp_path, tiny_model, monkeypatch):
     """A config naming a method without settings means "its defaults": when a default changes between
-    two sessions, resuming would mix maps made two ways, so it is refused; runs from before the defaults
-    were recorded (no "defaults" in config.json) still resume."""
+    two sessions, resuming would mix maps made two ways, so it is refused, naming the setting; writing the
+    old value out in the config (a pin) resumes; runs from before the defaults were recorded (no
+    "defaults" in config.json) still resume."""
     from jaxplain.evaluation import harness
 
     out = tmp_path / "run"
     evaluate(tiny_model, config(folder, limit=2), out)
     recorded = json.loads((out / "config.json").read_text())
     assert recorded["defaults"]["rise"]["p"] == 0.5 and recorded["defaults"]["random"] == {}
-    changed = lambda labels, aliases=None: {label: {"p": 0.25} for label in labels}  # as if every p default moved
-    monkeypatch.setattr(harness, "defaults_of", changed)
-    with pytest.raises(UsageError, match="defaults differ"):
-        evaluate(tiny_model, config(folder, limit=2), out)
     before = recorded["defaults"]
+    changed = lambda labels, aliases=None: before | {"rise": before["rise"] | {"p": 0.25}}  # as if rise's p moved
+    monkeypatch.setattr(harness, "defaults_of", changed)
+    with pytest.raises(UsageError, match=r"\(methods.rise.p differ\)"):
+        evaluate(tiny_model, config(folder, limit=2), out)
+    pin = lambda p: dataclasses.replace(config(folder, limit=2), methods=config(folder).methods | {
+        "rise": {"num_masks": 20, "chunk": 10, "p": p}})
+    with pytest.raises(UsageError, match=r"\(methods.rise.p differ\)"):
+        evaluate(tiny_model, pin(0.3), out)
+    evaluate(tiny_model, pin(0.5), out)  # the new default pinned back to the value the run began with
     added = lambda labels, aliases=None: {label: before[label] | {"new_setting": 1} for label in labels}
     monkeypatch.setattr(harness, "defaults_of", added)  # a setting added since: its default keeps the old behaviour
     evaluate(tiny_model, config(folder, limit=2), out)
