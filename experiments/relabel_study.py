@@ -40,6 +40,7 @@ from jaxplain.metrics.faithfulness import FAST, deletion_insertion
 
 GRIDS = (8, 16, 32)
 ONE_SCALE = 1000  # samples drawn at half and at twice the probed scale
+BASELINE_ATTRIBUTION = "magnitude"  # the "default" variant's map: relabel's default when the studies began
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +119,8 @@ def smooth(saliency, sigma: float):
 
 def variant_map(variant: Variant, neighbourhood, image, zero_pixel):
     """The map of one variant, fitted on its part of the shared neighbourhood; and the student's fidelity."""
-    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples), **variant.changes)
+    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, attribution=BASELINE_ATTRIBUTION),
+                                 **variant.changes)
     features, same, soft = pick(neighbourhood, variant)
     x = features[config.student_resolution]
     weights, _, fidelity = fit_student(config, x, same, soft)

@@ -111,7 +111,7 @@ def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
 
 # --- the steps one by one --------------------------------------------------------------------------
 
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, balanced_accuracy, choose_probe, fit_student,
+from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, balanced_accuracy, choose_probe, fit_student,
                                          relabel_samples, student_grid)
 
 
@@ -180,8 +180,19 @@ def test_student_weights_follow_the_feature_that_decides_the_relabel():
     assert float(train_fidelity) > 0.95 and float(fidelity) > 0.95
 
 
+def test_auto_attribution_is_the_spliced_change_map_at_the_vae_resolution_and_the_magnitudes_otherwise():
+    auto = RelabelConfig()
+    assert attribution_for(auto, 32, 32, 32) == "change"  # CIFAR-10: the 32 px VAE at the input's resolution
+    assert attribution_for(auto, 64, 224, 224) == "magnitude"  # ImageNet: 64 px decodings upsampled to 224
+    assert attribution_for(auto, 64, 64, 96) == "change"  # the shorter side decides
+    assert attribution_for(RelabelConfig(neighbourhood="residual"), 32, 32, 32) == "magnitude"  # no windows
+    assert attribution_for(RelabelConfig(attribution="input"), 32, 32, 32) == "input"  # a named map is kept
+    with pytest.raises(ValueError, match="resolve it with attribution_for"):
+        attribute(auto, jnp.zeros(3), jnp.zeros((2, 2, 3)), None, None, (0.5, 0.5, 0.5))
+
+
 def test_magnitude_attribution_on_a_non_square_image():
-    config = RelabelConfig(student_resolution=2)
+    config = RelabelConfig(student_resolution=2, attribution="magnitude")
     image = jnp.zeros((4, 8, 3))
     weights = jnp.zeros((2, 4, 3)).at[1, 3].set(jnp.array([1.0, -2.0, 0.5])).reshape(-1)
     saliency = attribute(config, weights, image, None, None, (0.5, 0.5, 0.5))

@@ -38,14 +38,17 @@ For each image ``x`` explained for class ``c``:
    maps were measurably less faithful (results/README.md).
 4. **Saliency** (:func:`attribute`). The student's weight difference ``w = w_same - w_shifted`` (one
    weight per pixel and channel) is mapped back to the image plane. ``attribution="magnitude"``
-   (default) gives ``sum_c |w_c|``, the paper's reading: how strongly a change of the pixel moves the
+   gives ``sum_c |w_c|``, the paper's reading: how strongly a change of the pixel moves the
    decision, whatever its direction. ``"input"`` gives ``sum_c w_c (x_c - fill_c)``, the student's own
    prediction of the *same* evidence lost if the pixel were deleted (set to the mean colour);
    ``"margin"`` gives ``sum_c w_c (mean_same - mean_shifted)_c``, each pixel's share of the student's
    logit gap between the two relabelled classes; ``"change"`` gives ``-sum_c w_c mean_c``, the *same*
    evidence the neighbourhood's average change of the pixel takes away (in the spliced neighbourhood
    that change is half the step from the photo to the VAE's decoding, so this reads like RISE: how much
-   of the class is lost where the photo is replaced). The map is bilinearly upsampled from the student grid
+   of the class is lost where the photo is replaced). The default, ``"auto"`` (:func:`attribution_for`),
+   is ``"change"`` in a spliced neighbourhood whose VAE decodes at the image's resolution (CIFAR-10) and
+   ``"magnitude"`` otherwise (the 64 px VAE of 224 px photos, or a residual neighbourhood): each won on its development split
+   (results/README.md). The map is bilinearly upsampled from the student grid
    (16 px on the shorter side by default: the scale of the smallest change a 4x4-latent VAE makes;
    finer students fit noise with ~1000 samples).
 
@@ -69,12 +72,12 @@ from jaxplain.nets.vae import VaeHandle, decode, encode
 from jaxplain.zoo import load_vae
 
 SHIFTED, SAME = 0, 1
-ATTRIBUTIONS = ("input", "magnitude", "margin", "change")
+ATTRIBUTIONS = ("auto", "input", "magnitude", "margin", "change")
 NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
 
-__all__ = ["RelabelConfig", "VaeHandle", "attribute", "balanced_accuracy", "choose_probe", "default_vae_name",
+__all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanced_accuracy", "choose_probe", "default_vae_name",
            "explain_image", "fit_student", "image_sampler", "neighbourhood_for", "probe_settings", "relabel", "relabel_samples",
            "student_features", "student_grid", "synthesise"]
 
@@ -101,7 +104,7 @@ class RelabelConfig:
     temperature: float = 1.0
     l2: float = 1e-4
     holdout: float = 0.2
-    attribution: str = "magnitude"
+    attribution: str = "auto"
     student_optimiser: str = "momentum"
 
     def __post_init__(self):
@@ -255,9 +258,22 @@ def fit_student(config: RelabelConfig, features, same, soft):
     return weights, balanced_accuracy(predicted[:n], same[:n]), balanced_accuracy(predicted[n:], same[n:])
 
 
+def attribution_for(config: RelabelConfig, vae_resolution: int, height: int, width: int) -> str:
+    """The map ``config.attribution`` names; ``"auto"`` is ``"change"`` in a spliced neighbourhood whose
+    VAE decodes at the image's resolution, and ``"magnitude"`` otherwise: when the decodings are
+    upsampled, or the neighbourhood is not spliced (each chosen on a development split: CIFAR-10 with
+    its 32 px VAE, imagenet-dev with the 64 px one; results/README.md)."""
+    if config.attribution != "auto":
+        return config.attribution
+    native = config.neighbourhood == "spliced" and vae_resolution >= min(height, width)
+    return "change" if native else "magnitude"
+
+
 def attribute(config: RelabelConfig, weights, image, features, same, zero_pixel):
-    """The saliency map ``[H, W]`` of the student's weights ``[D]`` (``config.attribution``), upsampled
-    from the student grid."""
+    """The saliency map ``[H, W]`` of the student's weights ``[D]`` (``config.attribution``, resolved
+    by :func:`attribution_for` first), upsampled from the student grid."""
+    if config.attribution == "auto":
+        raise ValueError('attribution "auto" depends on the VAE: resolve it with attribution_for first')
     grid = student_grid(config, *image.shape[:2])
     shape = (*grid, image.shape[-1])
     if config.attribution == "magnitude":
@@ -318,6 +334,7 @@ def neighbourhood_for(config: RelabelConfig, sample, key):
 
 def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label, key):
     """``(saliency [H, W], diagnostics)`` for one image ``[H, W, 3]`` and class ``label``."""
+    config = dataclasses.replace(config, attribution=attribution_for(config, vae.module.resolution, *image.shape[:2]))
     sample = image_sampler(config, model, params, vae, image, label)
     probe_key, sample_key = jax.random.split(key)
     scale, share = neighbourhood_for(config, sample, probe_key)
@@ -358,7 +375,7 @@ def relabel(
     temperature: float = 1.0,
     l2: float = 1e-4,
     holdout: float = 0.2,
-    attribution: str = "magnitude",
+    attribution: str = "auto",
     student_optimiser: str = "momentum",
     vae: str | VaeHandle | None = None,
 ) -> Explainer:
