@@ -2,8 +2,8 @@
 # Reproduces the trained artefacts in checkpoints/ and the tables in results/README.md, stage by stage:
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
-#       speech-classifier surrogate-cifar10 surrogate-imagenet accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-cifar-dev relabel-cifar \
+#       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
+#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -38,6 +38,17 @@ for stage in "$@"; do
       $JAXPLAIN train speech-classifier ;;
     surrogate-cifar10) $JAXPLAIN train surrogate --teacher cifar10_resnet_small ;;
     surrogate-imagenet) $JAXPLAIN train surrogate --teacher efficientnet_lite0 ;;
+    surrogate-eval)
+      # the ImageNet surrogate on the test split, paired with relabel, Grad-CAM and RISE on the same images
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      $JAXPLAIN evaluate --config experiments/configs/surrogate_test.toml
+      $PYTHON experiments/paired.py results/surrogate_test results/relabel_test results/relabel_test_rise \
+        results/relabel_test_spliced --against surrogate ;;
+    relabel-exact)
+      # the exact deletion/insertion protocol on the first 16 test-split images
+      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_exact.toml
+      $PYTHON experiments/paired.py results/relabel_test_exact --against relabel ;;
     gfi-dev)
       # GFI's layer and settings, chosen on development grids (even rows of imagenet-dev) only
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" even runs/imagenet-dev-dev.tsv
