@@ -1,4 +1,4 @@
-"""The attentive surrogate: network shapes, its losses by hand, and train -> load -> explain on a tiny teacher."""
+"""The attentive surrogate: network shapes, its losses by hand, and train -> resume -> load -> explain on a tiny teacher."""
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,15 @@ def test_distillation_and_explanation_losses_by_hand():
     assert float(removed.min()) > 0.0
 
 
-def test_train_load_and_explain_with_a_tiny_teacher(tmp_path, monkeypatch):
+class Interrupted(Exception):
+    pass
+
+
+def test_train_resume_load_and_explain_with_a_tiny_teacher(tmp_path, monkeypatch):
+    """Trains a surrogate; a second run killed after its first epoch's checkpoint resumes to the same
+    artefact; the explainer loads it, and its maps ignore the label (class-agnostic, as in the paper)."""
+    from jaxplain.train import load_artefact, surrogate_trainer
+
     monkeypatch.setitem(MODELS, "tiny", make_tiny_model)
     folder = write_labelled_folder(tmp_path / "images", 24)
     recipe = SurrogateRecipe(teacher="tiny", data=str(folder), holdout=str(folder), folder_rows="even", width=8,
@@ -46,6 +54,25 @@ def test_train_load_and_explain_with_a_tiny_teacher(tmp_path, monkeypatch):
     config = train(recipe, tmp_path / "surrogate", tmp_path / "run")
     assert config["train_images"] == 12 and config["holdout_images"] == 12
     assert 0.0 <= config["agreement"] <= 1.0 and 0.0 < config["map_mean"] < 1.0
+
+    real_fit = surrogate_trainer.fit
+
+    def killed_after_the_first_epoch(*args, evaluate, **kwargs):  # dies in the first epoch's report,
+        def die(state):  # after that epoch's checkpoint was written
+            raise Interrupted
+        return real_fit(*args, evaluate=die, **kwargs)
+
+    monkeypatch.setattr(surrogate_trainer, "fit", killed_after_the_first_epoch)
+    with pytest.raises(Interrupted):
+        train(recipe, tmp_path / "resumed", tmp_path / "resumed_run")
+    assert not (tmp_path / "resumed").exists()
+    monkeypatch.setattr(surrogate_trainer, "fit", real_fit)
+    train(recipe, tmp_path / "resumed", tmp_path / "resumed_run")
+    straight, _ = load_artefact(tmp_path / "surrogate")
+    resumed, _ = load_artefact(tmp_path / "resumed")
+    for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
     model = make_tiny_model()
     images = np.random.default_rng(1).uniform(size=(3, 16, 16, 3)).astype(np.float32)
     maps = runner.explain(model, "surrogate", images, [0, 1, 2], checkpoint=str(tmp_path / "surrogate"))
