@@ -8,7 +8,8 @@ import pytest
 from jaxplain import runner
 from jaxplain.errors import UsageError
 from jaxplain.nets.surrogate import Surrogate
-from jaxplain.train.surrogate_trainer import SurrogateRecipe, distillation_losses, explanation_loss, train
+from jaxplain.train.surrogate_trainer import (SurrogateRecipe, distillation_losses, explanation_loss, sparsity_loss,
+                                              train)
 from jaxplain.zoo import MODELS
 from tests.conftest import make_tiny_model, write_labelled_folder
 
@@ -36,6 +37,11 @@ def test_distillation_and_explanation_losses_by_hand():
     removed = explanation_loss(model.apply_fn, model.params, x, jnp.zeros((2, 16, 16)), logits, fill)
     np.testing.assert_allclose(kept, 0.0, atol=1e-6)
     assert float(removed.min()) > 0.0
+    # the L1 term is priced per 224 x 224 map: a full 224 px map and a full 32 px map both cost lam * 224^2
+    for side in (224, 32):
+        full = jnp.ones((1, side, side))
+        assert float(sparsity_loss(full, 1e-5)[0]) == pytest.approx(1e-5 * 224 * 224)
+    assert float(sparsity_loss(jnp.zeros((1, 8, 8)).at[0, 0, 0].set(-1.0), 1.0)[0]) == pytest.approx(224 * 224 / 64)
 
 
 class Interrupted(Exception):
