@@ -1,4 +1,4 @@
-"""The attentive surrogate: network shapes, its losses by hand, and train -> resume -> load -> explain on a tiny teacher."""
+"""The attentive surrogate: shapes, losses by hand, and train -> resume -> load -> explain on a tiny teacher."""
 
 import jax
 import jax.numpy as jnp

@@ -47,8 +47,8 @@ For each image ``x`` explained for class ``c``:
    that change is half the step from the photo to the VAE's decoding, so this reads like RISE: how much
    of the class is lost where the photo is replaced). The default, ``"auto"`` (:func:`attribution_for`),
    is ``"change"`` in a spliced neighbourhood whose VAE decodes at the image's resolution (CIFAR-10) and
-   ``"magnitude"`` otherwise (the 64 px VAE of 224 px photos, or a residual neighbourhood): each won on its development split
-   (results/README.md). The map is bilinearly upsampled from the student grid
+   ``"magnitude"`` otherwise (the 64 px VAE of 224 px photos, or a residual neighbourhood): each won on
+   its development split (results/README.md). The map is bilinearly upsampled from the student grid
    (16 px on the shorter side by default: the scale of the smallest change a 4x4-latent VAE makes;
    finer students fit noise with ~1000 samples).
 
@@ -77,9 +77,9 @@ NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
 
-__all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanced_accuracy", "choose_probe", "default_vae_name",
-           "explain_image", "fit_student", "image_sampler", "neighbourhood_for", "probe_settings", "relabel", "relabel_samples",
-           "student_features", "student_grid", "synthesise"]
+__all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanced_accuracy", "choose_probe",
+           "default_vae_name", "explain_image", "fit_student", "image_sampler", "neighbourhood_for", "probe_settings",
+           "relabel", "relabel_samples", "student_features", "student_grid", "synthesise"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,7 +334,8 @@ def neighbourhood_for(config: RelabelConfig, sample, key):
 
 def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHandle, image, label, key):
     """``(saliency [H, W], diagnostics)`` for one image ``[H, W, 3]`` and class ``label``."""
-    config = dataclasses.replace(config, attribution=attribution_for(config, vae.module.resolution, *image.shape[:2]))
+    resolved = attribution_for(config, vae.module.resolution, *image.shape[:2])
+    config = dataclasses.replace(config, attribution=resolved)
     sample = image_sampler(config, model, params, vae, image, label)
     probe_key, sample_key = jax.random.split(key)
     scale, share = neighbourhood_for(config, sample, probe_key)
