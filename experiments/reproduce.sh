@@ -114,7 +114,11 @@ for stage in "$@"; do
         $JAXPLAIN evaluate --config "experiments/configs/$study.toml"
       done
       $PYTHON experiments/paired.py results/relabel_dev_spliced results/relabel_dev_splice_share --against relabel_spliced
-      $PYTHON experiments/paired.py results/relabel_dev_spliced results/relabel_dev_change --against relabel_spliced ;;
+      $PYTHON experiments/paired.py results/relabel_dev_spliced results/relabel_dev_change --against relabel_spliced
+      # the student and the map again, on the spliced neighbourhood
+      $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
+        --neighbourhood spliced --out results/relabel_dev_study_spliced
+      $PYTHON experiments/paired.py results/relabel_dev_study_spliced --against default ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
