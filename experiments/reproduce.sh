@@ -15,6 +15,12 @@ cd "$(dirname "$0")/.."
 export TFDS_DATA_DIR="${TFDS_DATA_DIR:-$PWD/runs/tfds}"
 JAXPLAIN="${JAXPLAIN:-jaxplain}"
 PYTHON="${PYTHON:-python}"
+# the three splits of imagenet-dev, written to runs/: development (even rows), held-out (odd rows) and
+# test (the odd rows less the first 8, on which relabel's earliest defaults were chosen)
+split_rows() { $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" "$@"; }
+dev_split() { split_rows even runs/imagenet-dev-dev.tsv; }
+heldout_split() { split_rows odd runs/imagenet-dev-heldout.tsv; }
+test_split() { split_rows odd runs/imagenet-dev-test.tsv --skip 8; }
 # the large evaluations are job files in experiments/configs/ (jaxplain evaluate --config FILE)
 # re-label distillation ablations: the map as weight x (pixel - mean colour) instead of the raw weight
 # magnitudes, and that map from a student fitted with Adam instead of momentum gradient descent
@@ -42,7 +48,7 @@ for stage in "$@"; do
     surrogate-imagenet) $JAXPLAIN train surrogate --teacher efficientnet_lite0 ;;
     surrogate-eval)
       # both surrogates on test images, paired with relabel, Grad-CAM and RISE on the same images
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      test_split
       $JAXPLAIN evaluate --config experiments/configs/surrogate_test.toml
       $PYTHON experiments/paired.py results/surrogate_test results/relabel_test results/relabel_test_rise \
         results/relabel_test_spliced --against surrogate
@@ -51,12 +57,12 @@ for stage in "$@"; do
         results/cifar10_relabel_change --against surrogate --limit 100 ;;
     relabel-exact)
       # the exact deletion/insertion protocol on the first 16 test-split images
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      test_split
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_exact.toml
       $PYTHON experiments/paired.py results/relabel_test_exact --against relabel ;;
     gfi-dev)
       # GFI's layer and settings, chosen on development grids (even rows of imagenet-dev) only
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" even runs/imagenet-dev-dev.tsv
+      dev_split
       $JAXPLAIN data grids --data runs/imagenet-dev-dev.tsv --out runs/grids-dev --count 64 --seed 0
       $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_stage6=gfi,gfi_stage5=gfi,gradcam \
         --set gfi_stage6.layer=stage6 --set gfi_stage5.layer=stage5 --data runs/grids-dev --limit 64 \
@@ -64,7 +70,7 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_tuning.toml ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
+      heldout_split
       $JAXPLAIN data grids --data runs/imagenet-dev-heldout.tsv --out runs/grids-test --count 64 --seed 1
       $JAXPLAIN evaluate --model efficientnet_lite0 --data runs/grids-test --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
@@ -90,7 +96,7 @@ for stage in "$@"; do
       $JAXPLAIN accuracy --model cifar10_resnet_small --data tfds:cifar10_jpeg:test ;;
     eval-imagenet)
       # the odd rows of imagenet-dev: the half the ImageNet VAE never saw
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
+      heldout_split
       $JAXPLAIN evaluate --config experiments/configs/imagenet_heldout.toml --batch-size "${IMAGENET_BATCH:-16}" \
         --limit "${IMAGENET_LIMIT:-250}" ;;
     eval-cifar)
@@ -105,7 +111,7 @@ for stage in "$@"; do
       $PYTHON experiments/benchmark.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --batch 64 --teacher-batch 1024 ;;
     relabel-dev-study)
       # re-label distillation's design choices, on the even (development) rows of imagenet-dev only
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" even runs/imagenet-dev-dev.tsv
+      dev_split
       $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
         --out results/relabel_dev_study
       $PYTHON experiments/paired.py results/relabel_dev_study --against default
@@ -121,7 +127,7 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/relabel_dev_study_spliced --against default ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      test_split
       $JAXPLAIN evaluate --config experiments/configs/relabel_test.toml
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_rise.toml
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_spliced.toml
@@ -147,7 +153,7 @@ for stage in "$@"; do
       $PYTHON experiments/memory_table.py --batches 1,16 ;;
     dtype)
       # bfloat16 against float32: deletion/insertion on the same 32 test images, and speed
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-test.tsv --skip 8
+      test_split
       for dtype in float32 bfloat16; do
         $JAXPLAIN evaluate --data runs/imagenet-dev-test.tsv --limit 32 --methods $DTYPE_METHODS --dtype $dtype \
           --examples 0 --out results/dtype_$dtype
@@ -161,7 +167,7 @@ for stage in "$@"; do
       # jaxplain against pytorch-grad-cam, captum and batched PyTorch RISE on this machine ('reference' extra)
       (cd experiments && $PYTHON race.py --images 4 --repeats 3 --out ../results/race.csv) ;;
     bench-job)
-      $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev" odd runs/imagenet-dev-heldout.tsv
+      heldout_split
       $PYTHON experiments/job_benchmark.py --data runs/imagenet-dev-heldout.tsv --limit 64 --batch 16 \
         --methods gradcam,rise --settings '{"rise": {"num_masks": 1000}}' ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
