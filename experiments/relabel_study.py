@@ -40,7 +40,9 @@ from jaxplain.metrics.faithfulness import FAST, deletion_insertion
 
 GRIDS = (8, 16, 32)
 ONE_SCALE = 1000  # samples drawn at half and at twice the probed scale
-BASELINE_ATTRIBUTION = "magnitude"  # the "default" variant's map: relabel's default when the studies began
+# the "default" variant: relabel's map and student objective when the studies began, so that earlier records
+# stay comparable whatever relabel's defaults are now
+BASELINE = {"attribution": "magnitude", "soft_weight": 0.5, "hard_weight": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,7 @@ def smooth(saliency, sigma: float):
 
 def variant_map(variant: Variant, neighbourhood, image, zero_pixel):
     """The map of one variant, fitted on its part of the shared neighbourhood; and the student's fidelity."""
-    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, attribution=BASELINE_ATTRIBUTION),
+    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, **BASELINE),
                                  **variant.changes)
     features, same, soft = pick(neighbourhood, variant)
     x = features[config.student_resolution]

@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-cifar10 grids-cifar10-more audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -82,6 +82,11 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --model cifar10_resnet_small --data runs/grids-cifar10 --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
         --batch-size 64 --examples 4 --out results/cifar10_grids_test ;;
+    grids-cifar10-more)
+      # the same grids for RISE, LIME, Score-CAM, extremal perturbation and re-label distillation
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_more.toml
+      $PYTHON experiments/paired.py results/cifar10_grids_more results/cifar10_grids_test --metric gridpg \
+        --against relabel ;;
     audio-clips)
       $JAXPLAIN explain jaxplain/assets/clips/*.wav --model spoken_digits_cnn --method dax,occlusion,gradcam,rise \
         --set rise.grid=8 --out runs/audio_clips
@@ -132,14 +137,21 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_rise.toml
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_spliced.toml
       $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test --against relabel_spliced
-      $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test_rise --against relabel_spliced ;;
+      $PYTHON experiments/paired.py results/relabel_test_spliced results/relabel_test_rise --against relabel_spliced
+      # the soft-label student the spliced development study chose, on the same test images
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_soft.toml
+      $PYTHON experiments/paired.py results/relabel_test_soft results/relabel_test_spliced results/relabel_test \
+        results/relabel_test_rise --against relabel_soft ;;
     relabel-cifar-dev)
       # re-label choices for CIFAR-10 on its development images (the second half of its test split)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_probe.toml
       $PYTHON experiments/paired.py results/cifar10_relabel_dev_probe --against relabel
       $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
         --limit 48 --neighbourhood spliced --out results/cifar10_relabel_dev_study
-      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study --against default ;;
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study --against default
+      # the soft-label student (chosen on ImageNet's development split) with the change map
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_soft.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_soft --against relabel_change ;;
     relabel-cifar)
       # relabel at today's defaults, and with the change map chosen on CIFAR-10's development images,
       # against RISE and Grad-CAM on CIFAR-10 test
@@ -147,7 +159,11 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/cifar10_relabel_defaults --against relabel --limit 100
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_change.toml
       $PYTHON experiments/paired.py results/cifar10_relabel_change results/cifar10_relabel_defaults \
-        --against relabel_change --limit 100 ;;
+        --against relabel_change --limit 100
+      # today's defaults (change map, soft-label student)
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_soft.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_soft results/cifar10_relabel_defaults \
+        results/cifar10_relabel_change --against relabel_soft --limit 100 ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;

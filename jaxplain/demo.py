@@ -13,7 +13,7 @@ from jaxplain.images import save_png
 from jaxplain.zoo import load_model
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-DEMO_METHODS = ("relabel", "gfi", "dax", "gradcam", "rise")
+DEMO_METHODS = ("relabel", "gfi", "dax", "surrogate", "gradcam", "rise")
 # Fewer samples than the defaults keep the demo to about ten minutes on a 2-core CPU: RISE with 1000
 # masks instead of 4000, DAX with 500 perturbations at 64 px instead of 3000 at 128 px.
 DEMO_SETTINGS = {"rise": {"num_masks": 1000}, "dax": {"num_samples": 500, "resolution": 64}}
