@@ -13,6 +13,9 @@ development split only; settle a default there, then report on the held-out spli
     python experiments/split_labels.py ../shared/data/imagenet-dev even runs/imagenet-dev-dev.tsv
     python experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit 32 --out results/relabel_dev_study
     python experiments/paired.py results/relabel_dev_study --against default
+
+``--baseline defaults`` makes the "default" variant relabel's defaults of today (the map ``auto`` resolves to,
+the soft-label student) instead of the first studies' baseline, so a new study starts from where they ended.
 """
 
 from __future__ import annotations
@@ -32,17 +35,17 @@ from jaxplain import zoo
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.evaluation.harness import append_records, read_records
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, default_vae_name, fit_student, image_sampler,
-                                         neighbourhood_for, student_features, student_grid)
+from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, default_vae_name, fit_student,
+                                         image_sampler, neighbourhood_for, student_features, student_grid)
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.imageops import gaussian_kernel
 from jaxplain.metrics.faithfulness import FAST, deletion_insertion
 
 GRIDS = (8, 16, 32)
 ONE_SCALE = 1000  # samples drawn at half and at twice the probed scale
-# the "default" variant: relabel's map and student objective when the studies began, so that earlier records
-# stay comparable whatever relabel's defaults are now
-BASELINE = {"attribution": "magnitude", "soft_weight": 0.5, "hard_weight": 0.5}
+# the "default" variant of --baseline study: relabel's map and student objective when the studies began, so
+# that earlier records stay comparable whatever relabel's defaults are now
+STUDY_BASELINE = {"attribution": "magnitude", "soft_weight": 0.5, "hard_weight": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,10 +122,10 @@ def smooth(saliency, sigma: float):
     return jax.vmap(lambda c: jnp.convolve(c, kernel, mode="valid"), in_axes=1, out_axes=1)(rows)
 
 
-def variant_map(variant: Variant, neighbourhood, image, zero_pixel):
-    """The map of one variant, fitted on its part of the shared neighbourhood; and the student's fidelity."""
-    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, **BASELINE),
-                                 **variant.changes)
+def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pixel):
+    """The map of one variant (``baseline`` settings overlaid by the variant's), fitted on its part of the
+    shared neighbourhood; and the student's fidelity."""
+    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, **baseline), **variant.changes)
     features, same, soft = pick(neighbourhood, variant)
     x = features[config.student_resolution]
     weights, _, fidelity = fit_student(config, x, same, soft)
@@ -143,6 +146,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--neighbourhood", default="residual",
                         help="the shared neighbourhood (results/relabel_dev_study was drawn with residual)")
+    parser.add_argument("--baseline", choices=("study", "defaults"), default="study",
+                        help="the 'default' variant: the studies' first baseline (magnitude map, soft + hard labels; "
+                             "the earlier records) or relabel's defaults today")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -150,13 +156,16 @@ def main() -> None:
     handle = ModelHandle.of(model)
     vae = zoo.load_vae(default_vae_name(model))
     config = RelabelConfig(neighbourhood=args.neighbourhood)
+    height, width = model.input_shape[:2]
+    baseline = STUDY_BASELINE if args.baseline == "study" else {
+        "attribution": attribution_for(config, vae.module.resolution, height, width)}
     source, _ = open_source(args.data, num_classes=model.num_classes)
     args.out.mkdir(parents=True, exist_ok=True)
     records_path = args.out / "records.jsonl"
     done = {r["index"] for r in read_records(records_path) if r["method"] == "default"}
     (args.out / "config.json").write_text(json.dumps(
         {"model": args.model, "data": args.data, "samples": args.samples, "seed": args.seed,
-         "neighbourhood": args.neighbourhood,
+         "neighbourhood": args.neighbourhood, "baseline": baseline,
          "variants": {k: dataclasses.asdict(v) for k, v in VARIANTS.items()}}, indent=1) + "\n")
 
     neighbourhood = jax.jit(lambda params, image, label, key: draw(config, handle, params, vae, image, label, key,
@@ -164,7 +173,7 @@ def main() -> None:
     prob_fn = lambda params: (lambda x: handle.probabilities(params, x))
     score = jax.jit(lambda params, image, saliency, label: deletion_insertion(
         prob_fn(params), image, saliency, label, handle.zero_pixel, FAST))
-    maps = {name: jax.jit(lambda n, image, v=v: variant_map(v, n, image, handle.zero_pixel))
+    maps = {name: jax.jit(lambda n, image, v=v: variant_map(v, baseline, n, image, handle.zero_pixel))
             for name, v in VARIANTS.items()}
     key = jax.random.key(args.seed)
     for index in tqdm([i for i in range(min(args.limit, len(source))) if i not in done], desc="relabel study"):

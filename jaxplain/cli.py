@@ -242,14 +242,15 @@ def evaluate(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("demo_out"),
-    method: Annotated[str, typer.Option("--method", help="method name(s), comma-separated")] = "relabel,gfi,dax,gradcam,rise",
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help="method name(s), comma-separated (default: relabel,gfi,dax,surrogate,gradcam,rise)")] = None,
     seed: int = 0,
     settings: SetOption = None,
 ):
     """Explain four photos bundled with scikit-image (chelsea, coffee, astronaut, rocket) and one spoken digit."""
-    from jaxplain.demo import run_demo
+    from jaxplain.demo import DEMO_METHODS, run_demo
 
-    methods = split_methods(method)
+    methods = split_methods(method) if method else list(DEMO_METHODS)
     records = run_demo(out, methods, seed=seed, hyperparameters=parse_settings(settings, methods))
     for record in records:
         typer.echo(f"{record['file']}: {record['class_name']} ({record['probability']:.1%})")

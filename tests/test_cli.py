@@ -77,6 +77,16 @@ def test_listing_commands(capsys):
     assert "efficientnet_lite0" in capsys.readouterr().out
 
 
+def test_demo_help_names_the_methods_the_demo_runs():
+    import typer
+
+    from jaxplain.cli import app
+    from jaxplain.demo import DEMO_METHODS
+
+    options = {p.name: p for p in typer.main.get_command(app).commands["demo"].params}
+    assert options["method"].help.endswith(f"(default: {','.join(DEMO_METHODS)})")
+
+
 @pytest.mark.real_model
 def test_explain_a_real_photo_with_the_imagenet_teacher(tmp_path):
     import skimage.data
