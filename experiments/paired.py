@@ -33,6 +33,7 @@ SCORES = {
     "deletion": lambda r: -r["deletion"],
     "gridpg": lambda r: r["gridpg"],
     "localisation": lambda r: 1.0 - r["localisation_miss"],
+    "iou": lambda r: r["iou"],
 }
 
 

@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-cifar10 grids-cifar10-more audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -75,6 +75,10 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --model efficientnet_lite0 --data runs/grids-test --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
         --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test ;;
+    grids-imagenet-more)
+      # every method on the same grids with deletion/insertion and IoU beside GridPG (sized for a GPU)
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_more.toml
+      $PYTHON experiments/paired.py results/imagenet_grids_more --metric gridpg --against gfi ;;
     grids-cifar10)
       # localisation grids from CIFAR-10 test images (32 px grids of four 16 px cells); no choice was made on them
       $JAXPLAIN data grids --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --out runs/grids-cifar10 \
@@ -87,6 +91,10 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_more.toml
       $PYTHON experiments/paired.py results/cifar10_grids_more results/cifar10_grids_test --metric gridpg \
         --against relabel ;;
+    grids-cifar10-dax)
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
+      $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
+        --metric iou --against dax ;;
     audio-clips)
       $JAXPLAIN explain jaxplain/assets/clips/*.wav --model spoken_digits_cnn --method dax,occlusion,gradcam,rise \
         --set rise.grid=8 --out runs/audio_clips

@@ -55,3 +55,11 @@ def test_runs_of_different_methods_merge_for_against(tmp_path):
     clash = subprocess.run([sys.executable, str(SCRIPT), str(first), str(first), str(third), "--against", "relabel"],
                            capture_output=True, text=True)
     assert clash.returncode == 2 and "two runs have relabel" in clash.stderr
+
+
+def test_grid_scores_read_from_their_records():
+    records = [{"method": "dax", "index": 0, "gridpg": 0.7, "localisation_miss": 1.0, "iou": 0.25},
+               {"method": "dax", "index": 1, "deletion": 0.1, "insertion": 0.4}]  # a record without grid scores
+    assert paired_script.per_image(records, "iou") == {"dax": {0: 0.25}}
+    assert paired_script.per_image(records, "localisation") == {"dax": {0: 0.0}}
+    assert paired_script.per_image(records, "ins-del") == {"dax": {1: pytest.approx(0.3)}}
