@@ -99,6 +99,8 @@ def test_vae_choice_and_argument_checks(tiny_model):
         relabel(attribution="weights")
     with pytest.raises(ValueError, match="student_optimiser"):
         relabel(student_optimiser="lbfgs")
+    with pytest.raises(ValueError, match="nothing to fit"):
+        relabel(soft_weight=0.0, hard_weight=0.0)
 
 
 def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():

@@ -35,9 +35,9 @@ For each image ``x`` explained for class ``c``:
    the soft one (``soft_weight=1, hard_weight=0``; ``0.5, 0.5`` is the paper's objective), which was
    better on ImageNet's development split and level on CIFAR-10's (results/README.md): the softened
    probability says how far a sample moved towards losing the class, the hard relabel only which side
-   it landed on. The optimiser is gradient descent with momentum on
-   features scaled to unit mean squared norm (default): it keeps the weights proportional to how
-   strongly each pixel's change predicts the relabel. Adam (``student_optimiser="adam"``) normalises
+   it landed on. The optimiser is gradient descent with momentum on features scaled to unit mean
+   squared norm (default): it keeps the weights proportional to how strongly each pixel's change
+   predicts the relabel. Adam (``student_optimiser="adam"``) normalises
    every coordinate's step, so pixels with faint evidence get weights as large as decisive ones; its
    maps were measurably less faithful (results/README.md).
 4. **Saliency** (:func:`attribute`). The student's weight difference ``w = w_same - w_shifted`` (one
@@ -121,6 +121,9 @@ class RelabelConfig:
                              f"and {self.splice_grid}")
         if self.attribution not in ATTRIBUTIONS:
             raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, not {self.attribution!r}")
+        if self.soft_weight + self.hard_weight <= 0:
+            raise ValueError(f"soft_weight ({self.soft_weight}) and hard_weight ({self.hard_weight}) leave the student "
+                             "nothing to fit; make at least one positive")
         if self.student_optimiser not in OPTIMISERS:
             raise ValueError(f"student_optimiser must be one of {tuple(OPTIMISERS)}, not {self.student_optimiser!r}")
         if not 1 <= self.train_count < self.num_samples:
