@@ -14,13 +14,15 @@ development split only; settle a default there, then report on the held-out spli
     python experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit 32 --out results/relabel_dev_study
     python experiments/paired.py results/relabel_dev_study --against default
 
-``--baseline defaults`` makes the "default" variant relabel's defaults of today (the map ``auto`` resolves to,
-the soft-label student) instead of the first studies' baseline, so a new study starts from where they ended.
+``--baseline NAME=VALUE`` (repeatable) changes the "default" variant's settings from the first studies'
+baseline, so a later study starts from the defaults the earlier ones chose, written out so that it re-runs
+the same whatever relabel's defaults become.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import time
@@ -35,7 +37,7 @@ from jaxplain import zoo
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.evaluation.harness import append_records, read_records
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, default_vae_name, fit_student,
+from jaxplain.explainers.relabel import (RelabelConfig, attribute, default_vae_name, fit_student,
                                          image_sampler, neighbourhood_for, student_features, student_grid)
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.imageops import gaussian_kernel
@@ -45,7 +47,7 @@ GRIDS = (8, 16, 32)
 ONE_SCALE = 1000  # samples drawn at half and at twice the probed scale
 # the "default" variant of --baseline study: relabel's map and student objective when the studies began, so
 # that earlier records stay comparable whatever relabel's defaults are now
-STUDY_BASELINE = {"attribution": "magnitude", "soft_weight": 0.5, "hard_weight": 0.5}
+STUDY_BASELINE = {"attribution": "magnitude", "soft_weight": 0.5, "hard_weight": 0.5, "student_resolution": 16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +139,17 @@ def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pix
     return jax.image.resize(low, image.shape[:2], "linear"), fidelity
 
 
+def baseline_setting(text: str) -> tuple[str, object]:
+    """``"NAME=VALUE"`` as ``(name, value)``, the value read as a Python literal when it is one."""
+    name, _, value = text.partition("=")
+    if not value or name not in {f.name for f in dataclasses.fields(RelabelConfig)}:
+        raise SystemExit(f"--baseline {text!r}: give NAME=VALUE with a setting of relabel")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="efficientnet_lite0")
@@ -146,9 +159,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--neighbourhood", default="residual",
                         help="the shared neighbourhood (results/relabel_dev_study was drawn with residual)")
-    parser.add_argument("--baseline", choices=("study", "defaults"), default="study",
-                        help="the 'default' variant: the studies' first baseline (magnitude map, soft + hard labels; "
-                             "the earlier records) or relabel's defaults today")
+    parser.add_argument("--baseline", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the 'default' variant other than the first studies' (STUDY_BASELINE)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -156,9 +168,7 @@ def main() -> None:
     handle = ModelHandle.of(model)
     vae = zoo.load_vae(default_vae_name(model))
     config = RelabelConfig(neighbourhood=args.neighbourhood)
-    height, width = model.input_shape[:2]
-    baseline = STUDY_BASELINE if args.baseline == "study" else {
-        "attribution": attribution_for(config, vae.module.resolution, height, width)}
+    baseline = STUDY_BASELINE | dict(baseline_setting(text) for text in args.baseline)
     source, _ = open_source(args.data, num_classes=model.num_classes)
     args.out.mkdir(parents=True, exist_ok=True)
     records_path = args.out / "records.jsonl"

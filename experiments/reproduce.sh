@@ -159,7 +159,12 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/cifar10_relabel_dev_study --against default
       # the soft-label student (chosen on ImageNet's development split) with the change map
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_soft.toml
-      $PYTHON experiments/paired.py results/cifar10_relabel_dev_soft --against relabel_change ;;
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_soft --against relabel_change
+      # the study again from the choices above (change map, soft labels)
+      $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
+        --limit 48 --neighbourhood spliced --baseline attribution=change --baseline soft_weight=1.0 \
+        --baseline hard_weight=0.0 --out results/cifar10_relabel_dev_study_change
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_change --against default ;;
     relabel-cifar)
       # relabel at today's defaults, and with the change map chosen on CIFAR-10's development images,
       # against RISE and Grad-CAM on CIFAR-10 test
@@ -171,7 +176,11 @@ for stage in "$@"; do
       # today's defaults (change map, soft-label student)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_soft.toml
       $PYTHON experiments/paired.py results/cifar10_relabel_soft results/cifar10_relabel_defaults \
-        results/cifar10_relabel_change --against relabel_soft --limit 100 ;;
+        results/cifar10_relabel_change --against relabel_soft --limit 100
+      # and the student at the input's 32 px (today's default for the change map)
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_grid32.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_grid32 results/cifar10_relabel_soft \
+        results/cifar10_relabel_defaults --against relabel_grid32 --limit 100 ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;

@@ -113,14 +113,16 @@ def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
 
 # --- the steps one by one --------------------------------------------------------------------------
 
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, balanced_accuracy, choose_probe, fit_student,
-                                         relabel_samples, student_grid)
+from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, balanced_accuracy, choose_probe,
+                                         fit_student, relabel_samples, resolve, student_grid)
 
 
 @pytest.mark.parametrize("height,width,expected", [(224, 224, (16, 16)), (32, 32, (16, 16)), (8, 8, (8, 8)),
                                                    (100, 200, (16, 32)), (300, 150, (32, 16))])
 def test_student_grid_keeps_the_aspect_of_the_image(height, width, expected):
-    assert student_grid(RelabelConfig(), height, width) == expected
+    assert student_grid(RelabelConfig(student_resolution=16), height, width) == expected
+    with pytest.raises(ValueError, match="resolve the config first"):
+        student_grid(RelabelConfig(), height, width)
 
 
 def test_relabelling_keeps_the_rank_of_the_explained_class():
@@ -191,6 +193,19 @@ def test_auto_attribution_is_the_spliced_change_map_at_the_vae_resolution_and_th
     assert attribution_for(RelabelConfig(attribution="input"), 32, 32, 32) == "input"  # a named map is kept
     with pytest.raises(ValueError, match="resolve it with attribution_for"):
         attribute(auto, jnp.zeros(3), jnp.zeros((2, 2, 3)), None, None, (0.5, 0.5, 0.5))
+
+
+@pytest.mark.parametrize("settings,vae,height,width,expected", [
+    ({}, 32, 32, 32, ("change", 32)),  # CIFAR-10: the change map read pixel by pixel
+    ({}, 64, 224, 224, ("magnitude", 16)),  # ImageNet: the coarse grid of the upsampled decodings
+    ({}, 64, 48, 64, ("change", 48)),  # the shorter side of a non-square image
+    ({"attribution": "magnitude"}, 32, 32, 32, ("magnitude", 16)),  # the full grid only serves the change map
+    ({"neighbourhood": "residual", "attribution": "change"}, 32, 32, 32, ("change", 16)),  # nor without splicing
+    ({"student_resolution": 8}, 32, 32, 32, ("change", 8)),  # a named grid is kept
+])
+def test_resolve_makes_the_vae_dependent_defaults_concrete(settings, vae, height, width, expected):
+    resolved = resolve(RelabelConfig(**settings), vae, height, width)
+    assert (resolved.attribution, resolved.student_resolution) == expected
 
 
 def test_magnitude_attribution_on_a_non_square_image():
