@@ -137,7 +137,10 @@ for stage in "$@"; do
       # the student and the map again, on the spliced neighbourhood
       $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
         --neighbourhood spliced --out results/relabel_dev_study_spliced
-      $PYTHON experiments/paired.py results/relabel_dev_study_spliced --against default ;;
+      $PYTHON experiments/paired.py results/relabel_dev_study_spliced --against default
+      # twice the samples against the soft-label student (the default it chose)
+      $JAXPLAIN evaluate --config experiments/configs/relabel_dev_samples.toml
+      $PYTHON experiments/paired.py results/relabel_dev_samples results/relabel_dev_spliced --against relabel_soft ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       test_split
