@@ -22,7 +22,6 @@ the same whatever relabel's defaults become.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import time
@@ -34,12 +33,15 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxplain import zoo
+from jaxplain.cli import parse_settings
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.evaluation.harness import append_records, read_records
 from jaxplain.explainers.relabel import (RelabelConfig, attribute, default_vae_name, fit_student,
-                                         image_sampler, neighbourhood_for, student_features, student_grid)
+                                         image_sampler, neighbourhood_for, relabel, student_features, student_grid)
+from jaxplain.errors import UsageError
 from jaxplain.explainers.base import ModelHandle
+from jaxplain.explainers.settings import check_settings
 from jaxplain.imageops import gaussian_kernel
 from jaxplain.metrics.faithfulness import FAST, deletion_insertion
 
@@ -139,15 +141,16 @@ def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pix
     return jax.image.resize(low, image.shape[:2], "linear"), fidelity
 
 
-def baseline_setting(text: str) -> tuple[str, object]:
-    """``"NAME=VALUE"`` as ``(name, value)``, the value read as a Python literal when it is one."""
-    name, _, value = text.partition("=")
-    if not value or name not in {f.name for f in dataclasses.fields(RelabelConfig)}:
-        raise SystemExit(f"--baseline {text!r}: give NAME=VALUE with a setting of relabel")
+def baseline_changes(texts: list[str]) -> dict:
+    """``["NAME=VALUE", ...]`` read and checked as ``jaxplain --set`` reads and checks relabel's settings."""
     try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
+        changes = parse_settings(texts, ["relabel"])["relabel"]
+        check_settings("relabel", relabel, changes)
+    except UsageError as e:
+        raise SystemExit(f"--baseline: {e}") from e
+    if "vae" in changes:  # a setting of the explainer, not of the student and map the variants change
+        raise SystemExit("--baseline: the study loads the teacher's default VAE; vae cannot be changed")
+    return changes
 
 
 def main() -> None:
@@ -168,7 +171,7 @@ def main() -> None:
     handle = ModelHandle.of(model)
     vae = zoo.load_vae(default_vae_name(model))
     config = RelabelConfig(neighbourhood=args.neighbourhood)
-    baseline = STUDY_BASELINE | dict(baseline_setting(text) for text in args.baseline)
+    baseline = STUDY_BASELINE | baseline_changes(args.baseline)
     source, _ = open_source(args.data, num_classes=model.num_classes)
     args.out.mkdir(parents=True, exist_ok=True)
     records_path = args.out / "records.jsonl"
