@@ -202,8 +202,8 @@ def evaluate(
 ):
     """Faithfulness (deletion/insertion), localisation on grids (GridPG, localisation error), intensity and
     speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
-    from jaxplain.evaluation.harness import EvaluationConfig, evaluate as run, markdown_table
-    from jaxplain.evaluation.job_file import from_command_line, read_job_file
+    from jaxplain.evaluation.harness import evaluate as run, markdown_table
+    from jaxplain.evaluation.job_file import evaluation_config, from_command_line, read_job_file
     from jaxplain.memory import plan_methods
     from jaxplain.zoo import load_model
 
@@ -222,18 +222,12 @@ def evaluate(
         hyperparameters[label] |= changes
     if options["data"] is None or options["out"] is None:
         raise UsageError("give --data and --out (or a --config file that names them)")
-    metrics = options["metrics"]
-    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if isinstance(metrics, str) else (
-        tuple(metrics) if metrics else None)
     out = Path(options["out"])
     if memory_budget is not None:  # planned on the teacher as the explainers run it
         options["batch_size"], hyperparameters = plan_methods(
             teacher_in(options["model"], options["dtype"]), hyperparameters, memory_budget, options["batch_size"],
             aliases=aliases, report=typer.echo)
-    evaluation = EvaluationConfig(
-        methods=hyperparameters, aliases=aliases, metrics=chosen,
-        **{name: options[name] for name in ("data", "limit", "protocol", "seed", "batch_size", "examples", "target",
-                                            "localisation_alpha", "dtype", "iou_threshold")})
+    evaluation = evaluation_config(options, hyperparameters, aliases)
     rows = run(load_model(options["model"]), evaluation, out, data_dir=tfds_dir, raw_data=raw_data)
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out / 'summary.csv'} and {out / 'index.html'}")

@@ -112,6 +112,16 @@ _IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", 
                       "dtype": "float32", "iou_threshold": IOU_THRESHOLD}
 
 
+def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str) -> None:
+    """Records a new run's identity in ``out/config.json``, or checks that a resumed one matches it (raises
+    :class:`UsageError` naming what differs). ``config`` must be :meth:`EvaluationConfig.resolved`."""
+    identity = config.identity(model_name)
+    # runs from before the methods' defaults were recorded are taken at their word (their configs pin the
+    # settings whose defaults changed since)
+    claim_output_folder(out, identity, "an evaluation", defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"]},
+                        name=CONFIG)
+
+
 @functools.lru_cache(maxsize=8)
 def _scores_fn(handle: ModelHandle, protocol: str):
     def scores(params, images, maps, labels):
@@ -206,11 +216,7 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     if n == 0:
         raise UsageError(f"--data {config.data} holds no images")
     check_output_folder(out)
-    identity = config.identity(model.name)
-    # runs from before the methods' defaults were recorded are taken at their word (their configs pin the
-    # settings whose defaults changed since)
-    claim_output_folder(out, identity, "an evaluation", defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"]},
-                        name=CONFIG)
+    claim_evaluation_folder(out, config, model.name)
     (out / "examples").mkdir(exist_ok=True)
     records_path = out / RECORDS
     done = {(r["method"], r["index"]) for r in read_records(records_path)}

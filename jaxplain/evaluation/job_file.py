@@ -26,6 +26,11 @@ from pathlib import Path
 import typer
 
 from jaxplain.errors import UsageError
+from jaxplain.evaluation.harness import EvaluationConfig
+
+# the job's options that are fields of EvaluationConfig (the others, model and out, say what runs and where)
+CONFIG_FIELDS = ("data", "limit", "protocol", "seed", "batch_size", "examples", "target", "localisation_alpha", "dtype",
+                 "iou_threshold")
 
 
 def read_job_file(path: str | Path, known: set[str]) -> dict:
@@ -52,3 +57,13 @@ def from_command_line(ctx: typer.Context) -> set[str]:
     """Names of the options the user typed (as opposed to defaults)."""
     sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
     return {name for name, source in sources.items() if source is not None and source.name == "COMMANDLINE"}
+
+
+def evaluation_config(options: dict, settings: dict[str, dict], aliases: dict[str, str]) -> EvaluationConfig:
+    """The evaluation a job's ``options`` (a job file's or the command line's, ``metrics`` a comma-separated
+    string or a list) and its methods' ``settings`` by label describe; options left out take the defaults."""
+    metrics = options.get("metrics")
+    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip()) if isinstance(metrics, str) else (
+        tuple(metrics) if metrics else None)
+    return EvaluationConfig(methods=settings, aliases=aliases, metrics=chosen,
+                            **{name: options[name] for name in CONFIG_FIELDS if name in options})

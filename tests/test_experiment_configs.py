@@ -1,0 +1,45 @@
+"""Every job file in experiments/configs resumes against the results it wrote: a change of a method's
+default must be pinned in the configs whose records were made before it, or re-running a table's command
+would refuse (or, worse, mix two settings in one table)."""
+
+from pathlib import Path
+
+import pytest
+
+from jaxplain.errors import UsageError
+from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder
+from jaxplain.evaluation.job_file import CONFIG_FIELDS, evaluation_config, read_job_file
+
+REPO = Path(__file__).resolve().parents[1]
+JOB_FILES = sorted((REPO / "experiments" / "configs").glob("*.toml"))
+KNOWN_OPTIONS = {"model", "out", "metrics", *CONFIG_FIELDS}
+
+
+def job_and_results(path):
+    job = read_job_file(path, KNOWN_OPTIONS)
+    return job, REPO / job["options"]["out"]
+
+
+def resolved_config(job):
+    config = evaluation_config(job["options"], {label: job["settings"][label] for label in job["methods"]},
+                               job["aliases"])
+    # the grid data sets live outside the repository; a job naming a grid metric runs on grids
+    return config.resolved(grid=any(m in GRID_METRICS for m in config.metrics or ()))
+
+
+@pytest.mark.parametrize("path", JOB_FILES, ids=lambda p: p.stem)
+def test_every_job_file_resumes_against_its_results(path):
+    job, out = job_and_results(path)
+    if not (out / CONFIG).exists():
+        pytest.skip(f"{out.name} holds no results yet")
+    claim_evaluation_folder(out, resolved_config(job), job["options"].get("model", "efficientnet_lite0"))
+
+
+def test_a_changed_setting_is_refused(tmp_path):
+    """The check above can fail: the same job with one relabel setting changed does not resume."""
+    path = next(p for p in JOB_FILES if "relabel" in read_job_file(p, KNOWN_OPTIONS)["methods"]
+                and (job_and_results(p)[1] / CONFIG).exists())
+    job, out = job_and_results(path)
+    job["settings"]["relabel"] = job["settings"]["relabel"] | {"l2": 0.123}
+    with pytest.raises(UsageError, match="methods"):
+        claim_evaluation_folder(out, resolved_config(job), job["options"].get("model", "efficientnet_lite0"))
