@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -60,6 +60,11 @@ for stage in "$@"; do
       test_split
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_exact.toml
       $PYTHON experiments/paired.py results/relabel_test_exact --against relabel ;;
+    relabel-exact-soft)
+      # the same 16 images with relabel at today's defaults (the soft-label student)
+      test_split
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_exact_soft.toml
+      $PYTHON experiments/paired.py results/relabel_test_exact_soft results/relabel_test_exact --against relabel_soft ;;
     gfi-dev)
       # GFI's layer and settings, chosen on development grids (even rows of imagenet-dev) only
       dev_split
@@ -167,7 +172,12 @@ for stage in "$@"; do
       $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
         --limit 48 --neighbourhood spliced --baseline attribution=change --baseline soft_weight=1.0 \
         --baseline hard_weight=0.0 --out results/cifar10_relabel_dev_study_change
-      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_change --against default ;;
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_change --against default
+      # and again with the student at the input's 32 px, chosen by the study above
+      $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
+        --limit 48 --neighbourhood spliced --baseline attribution=change --baseline soft_weight=1.0 \
+        --baseline hard_weight=0.0 --baseline student_resolution=32 --out results/cifar10_relabel_dev_study_grid32
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_grid32 --against default ;;
     relabel-cifar)
       # relabel at today's defaults, and with the change map chosen on CIFAR-10's development images,
       # against RISE and Grad-CAM on CIFAR-10 test
