@@ -34,11 +34,19 @@ import numpy as np
 from jaxplain import explainers, runner
 from jaxplain.model import computing_in, probabilities_of
 from jaxplain.parallel import data_mesh
-from jaxplain.zoo import load_model
+from jaxplain.explainers.relabel import RelabelConfig, default_vae_name, resolve
+from jaxplain.zoo import load_model, load_vae
 
 DEFAULT_METHODS = "relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad"
 COLUMNS = ("date", "device", "devices", "dtype", "convolutions_dtype", "model", "method", "batch", "maps_per_s", "teacher_images_per_s",
            "teacher_batch", "forwards_per_map", "roofline_maps_per_s", "fraction_of_roofline", "settings")
+
+
+def relabel_samples(settings: dict, model) -> int:
+    """Relabel's sample count for ``model``'s input (``num_samples=None`` depends on the VAE and the grid)."""
+    config = RelabelConfig(**{k: v for k, v in settings.items() if k != "vae"})
+    vae = load_vae(settings["vae"] or default_vae_name(model))
+    return resolve(config, vae.module.resolution, *model.input_shape[:2]).num_samples
 
 
 def forwards_per_map(method: str, settings: dict, model) -> float | None:
@@ -47,7 +55,7 @@ def forwards_per_map(method: str, settings: dict, model) -> float | None:
     s = defaults | settings
     height = model.input_shape[0]
     counts = {
-        "relabel": lambda: s["num_samples"],
+        "relabel": lambda: relabel_samples(s, model),
         "rise": lambda: s["num_masks"],
         "lime": lambda: s["num_samples"],
         "occlusion": lambda: ((height - (w := s["window"] or round(height / 7))) // (s["stride"] or w // 2) + 1) ** 2 + 1,
