@@ -14,6 +14,8 @@ development split only; settle a default there, then report on the held-out spli
     python experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit 32 --out results/relabel_dev_study
     python experiments/paired.py results/relabel_dev_study --against default
 
+``--variants NAME,...`` runs only those variants beside "default", drawing only the noise scales they read
+(the probed scale alone for most: about half the teacher forwards of the full study).
 ``--baseline NAME=VALUE`` (repeatable) changes the "default" variant's settings from the first studies'
 baseline, so a later study starts from the defaults the earlier ones chose, written out so that it re-runs
 the same whatever relabel's defaults become.
@@ -79,15 +81,17 @@ VARIANTS = {
     "smooth1": Variant(smoothing=1.0),
     "smooth2": Variant(smoothing=2.0),
     "grid32_smooth2": Variant({"student_resolution": 32}, smoothing=2.0),
+    "grid32_samples2000": Variant({"student_resolution": 32}, samples=2000),
     "scale_half": Variant(scale=0.5),
     "scale_double": Variant(scale=2.0),
     "scale_mixed": Variant(scale="mixed"),
 }
 
 
-def draw(config, handle, params, vae, image, label, key, total):
+def draw(config, handle, params, vae, image, label, key, total, multipliers=(0.5, 1.0, 2.0)):
     """The shared neighbourhood: at the probed scale ``s`` (``total`` samples) and at ``s/2`` and ``2s``
-    (``ONE_SCALE`` each), as features on every grid of :data:`GRIDS`, relabels and soft labels."""
+    (``ONE_SCALE`` each; only the ``multipliers`` of ``s`` asked for), as features on every grid of
+    :data:`GRIDS`, relabels and soft labels."""
     sample = image_sampler(config, handle, params, vae, image, label)
     probe_key, sample_key = jax.random.split(key)
     scale, share = neighbourhood_for(config, sample, probe_key)
@@ -101,7 +105,13 @@ def draw(config, handle, params, vae, image, label, key, total):
         _, (features, same, soft) = jax.lax.scan(chunk, None, jnp.arange(count // config.chunk))
         return {g: f.reshape(count, -1) for g, f in features.items()}, same.reshape(-1), soft.reshape(-1)
 
-    return {1.0: at(1.0, total, 0), 0.5: at(0.5, ONE_SCALE, 1), 2.0: at(2.0, ONE_SCALE, 2)}, scale
+    streams = {1.0: (total, 0), 0.5: (ONE_SCALE, 1), 2.0: (ONE_SCALE, 2)}  # the stream keeps each scale's draws
+    return {m: at(m, *streams[m]) for m in multipliers}, scale
+
+
+def scales_of(variants) -> tuple[float, ...]:
+    """The multiples of the probed scale that ``variants`` read (``"mixed"`` reads all three)."""
+    return tuple(sorted({m for v in variants for m in ((0.5, 1.0, 2.0) if v.scale == "mixed" else (v.scale,))}))
 
 
 def pick(neighbourhood, variant: Variant):
@@ -153,6 +163,17 @@ def baseline_changes(texts: list[str]) -> dict:
     return changes
 
 
+def chosen_variants(names: str | None) -> dict[str, Variant]:
+    """``"default"`` and the comma-separated ``names`` of :data:`VARIANTS` (all of them when None)."""
+    if names is None:
+        return dict(VARIANTS)
+    chosen = ["default", *(n.strip() for n in names.split(",") if n.strip() and n.strip() != "default")]
+    unknown = [n for n in chosen if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    return {n: VARIANTS[n] for n in chosen}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="efficientnet_lite0")
@@ -164,8 +185,11 @@ def main() -> None:
                         help="the shared neighbourhood (results/relabel_dev_study was drawn with residual)")
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting of the 'default' variant other than the first studies' (STUDY_BASELINE)")
+    parser.add_argument("--variants", default=None, metavar="NAME,...",
+                        help="only these variants besides 'default' (and only the noise scales they read): a cheaper study")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    variants = chosen_variants(args.variants)
 
     model = zoo.load_model(args.model)
     handle = ModelHandle.of(model)
@@ -179,15 +203,15 @@ def main() -> None:
     (args.out / "config.json").write_text(json.dumps(
         {"model": args.model, "data": args.data, "samples": args.samples, "seed": args.seed,
          "neighbourhood": args.neighbourhood, "baseline": baseline,
-         "variants": {k: dataclasses.asdict(v) for k, v in VARIANTS.items()}}, indent=1) + "\n")
+         "variants": {k: dataclasses.asdict(v) for k, v in variants.items()}}, indent=1) + "\n")
 
     neighbourhood = jax.jit(lambda params, image, label, key: draw(config, handle, params, vae, image, label, key,
-                                                                   args.samples))
+                                                                   args.samples, scales_of(variants.values())))
     prob_fn = lambda params: (lambda x: handle.probabilities(params, x))
     score = jax.jit(lambda params, image, saliency, label: deletion_insertion(
         prob_fn(params), image, saliency, label, handle.zero_pixel, FAST))
     maps = {name: jax.jit(lambda n, image, v=v: variant_map(v, baseline, n, image, handle.zero_pixel))
-            for name, v in VARIANTS.items()}
+            for name, v in variants.items()}
     key = jax.random.key(args.seed)
     for index in tqdm([i for i in range(min(args.limit, len(source))) if i not in done], desc="relabel study"):
         batch = load_items(source, [index], model.preprocessing)
@@ -199,7 +223,7 @@ def main() -> None:
         same_fraction = float(shared[1.0][1].mean())
         seconds = time.perf_counter() - start
         records = []
-        for name in VARIANTS:
+        for name in variants:
             saliency, fidelity = maps[name](shared, image)
             scores = score(model.params, image, saliency, label)
             records.append({"method": name, "index": index, "id": batch.ids[0], "label": label,
