@@ -32,9 +32,9 @@ import jax
 import numpy as np
 
 from jaxplain import explainers, runner
+from jaxplain.explainers.relabel import RelabelConfig, default_vae_name, resolve
 from jaxplain.model import computing_in, probabilities_of
 from jaxplain.parallel import data_mesh
-from jaxplain.explainers.relabel import RelabelConfig, default_vae_name, resolve
 from jaxplain.zoo import load_model, load_vae
 
 DEFAULT_METHODS = "relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad"

@@ -91,9 +91,9 @@ FULL_GRID_SAMPLES = 2000
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
 
 __all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanced_accuracy", "choose_probe",
-           "default_vae_name", "explain_image", "fit_student", "image_sampler", "neighbourhood_for", "num_samples_for",
-           "probe_settings", "relabel", "relabel_samples", "resolve", "student_features", "student_grid", "student_resolution_for",
-           "synthesise"]
+           "default_vae_name", "explain_image", "fit_student", "image_sampler", "neighbourhood_for",
+           "num_samples_for", "probe_settings", "relabel", "relabel_samples", "resolve", "student_features",
+           "student_grid", "student_resolution_for", "synthesise"]
 
 
 @dataclasses.dataclass(frozen=True)
