@@ -145,7 +145,13 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/relabel_dev_study_spliced --against default
       # twice the samples against the soft-label student (the default it chose)
       $JAXPLAIN evaluate --config experiments/configs/relabel_dev_samples.toml
-      $PYTHON experiments/paired.py results/relabel_dev_samples results/relabel_dev_spliced --against relabel_soft ;;
+      $PYTHON experiments/paired.py results/relabel_dev_samples results/relabel_dev_spliced --against relabel_soft
+      # a finer student with more samples, from today's ImageNet defaults
+      $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" \
+        --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
+        --baseline student_resolution=16 --variants samples2000,grid32,grid32_samples2000 \
+        --out results/relabel_dev_study_grid32
+      $PYTHON experiments/paired.py results/relabel_dev_study_grid32 --against default ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       test_split
@@ -193,7 +199,11 @@ for stage in "$@"; do
       # and the student at the input's 32 px (today's default for the change map)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_grid32.toml
       $PYTHON experiments/paired.py results/cifar10_relabel_grid32 results/cifar10_relabel_soft \
-        results/cifar10_relabel_defaults --against relabel_grid32 --limit 100 ;;
+        results/cifar10_relabel_defaults --against relabel_grid32 --limit 100
+      # and 2000 samples for that 32 px student (today's default there)
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_samples2000.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_samples2000 results/cifar10_relabel_grid32 \
+        results/cifar10_relabel_defaults --against relabel_2000 --limit 100 ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;
