@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from jaxplain import runner
-from jaxplain.explainers.dax import grid_segments, locality_weights, perturb, random_switches, segment_means
+from jaxplain.explainers.dax import (grid_segments, locality_weights, perturb, random_switches, segment_means,
+                                    segmentation_for)
+from jaxplain.explainers.lime import host_superpixels
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
 
 SIZE = 16
@@ -23,6 +25,21 @@ def test_grid_segments_and_their_means_by_hand():
     means = segment_means(x, jnp.asarray(segments), max_segments=8)
     np.testing.assert_allclose(means[:2, :2], np.full((2, 2, 3), 0.15))  # 0.6 / 4 pixels, on every channel
     assert float(jnp.abs(means[2:]).max()) == 0.0
+
+
+def test_auto_segmentation_cuts_small_photos_into_many_segments():
+    """The reference's quickshift finds one segment in a 32 px photo (every perturbation then switches the whole
+    image); "auto" takes SLIC there, quickshift from 128 px, and a grid for spectrograms."""
+    from skimage import data, transform
+
+    assert segmentation_for("auto", 224, 224, 3) == "quickshift"
+    assert segmentation_for("auto", 32, 32, 3) == "slic"
+    assert segmentation_for("auto", 128, 300, 3) == "quickshift"  # the shorter side decides
+    assert segmentation_for("auto", 64, 101, 1) == "grid"
+    assert segmentation_for("quickshift", 32, 32, 3) == "quickshift"  # a named one is kept
+    photo = transform.resize(data.astronaut(), (32, 32), anti_aliasing=True)[None]
+    quickshift, auto = (len(np.unique(host_superpixels(photo, m, 256, 50))) for m in ("quickshift", "slic"))
+    assert quickshift <= 2 and auto >= 10
 
 
 def test_perturbations_and_their_locality_weights():
