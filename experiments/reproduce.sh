@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -96,6 +96,13 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_more.toml
       $PYTHON experiments/paired.py results/cifar10_grids_more results/cifar10_grids_test --metric gridpg \
         --against relabel ;;
+    dax-cifar10)
+      # DAX on CIFAR-10 test, paired with RISE, Grad-CAM, relabel and random on the same images; and the
+      # record of the reference's quickshift at 32 px (one segment per image)
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_dax_test.toml
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_dax_quickshift.toml
+      $PYTHON experiments/paired.py results/cifar10_dax_test results/cifar10_dax_quickshift \
+        results/cifar10_relabel_samples2000 results/cifar10_relabel_defaults --against dax --limit 100 ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
       $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
