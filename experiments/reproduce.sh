@@ -102,7 +102,8 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/cifar10_dax_test.toml
       $JAXPLAIN evaluate --config experiments/configs/cifar10_dax_quickshift.toml
       $PYTHON experiments/paired.py results/cifar10_dax_test results/cifar10_dax_quickshift \
-        results/cifar10_relabel_samples2000 results/cifar10_relabel_defaults --against dax --limit 100 ;;
+        results/cifar10_relabel_samples2000 results/cifar10_relabel_defaults --against dax --limit 100
+      $PYTHON experiments/paired.py results/cifar10_dax_quickshift results/cifar10_relabel_defaults --against dax_quickshift --limit 48 ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
       $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
