@@ -32,10 +32,11 @@ import jax
 import numpy as np
 
 from jaxplain import explainers, runner
+from jaxplain.artefacts import artefact_config, artefact_dir
 from jaxplain.explainers.relabel import RelabelConfig, default_vae_name, resolve
 from jaxplain.model import computing_in, probabilities_of
 from jaxplain.parallel import data_mesh
-from jaxplain.zoo import load_model, load_vae
+from jaxplain.zoo import load_model
 
 DEFAULT_METHODS = "relabel,gradcam,scorecam,rise,lime,occlusion,extremal,gradient,integrated_gradients,smoothgrad"
 COLUMNS = ("date", "device", "devices", "dtype", "convolutions_dtype", "model", "method", "batch", "maps_per_s", "teacher_images_per_s",
@@ -45,8 +46,8 @@ COLUMNS = ("date", "device", "devices", "dtype", "convolutions_dtype", "model", 
 def relabel_samples(settings: dict, model) -> int:
     """Relabel's sample count for ``model``'s input (``num_samples=None`` depends on the VAE and the grid)."""
     config = RelabelConfig(**{k: v for k, v in settings.items() if k != "vae"})
-    vae = load_vae(settings["vae"] or default_vae_name(model))
-    return resolve(config, vae.module.resolution, *model.input_shape[:2]).num_samples
+    vae_resolution = artefact_config(artefact_dir(settings["vae"] or default_vae_name(model)))["resolution"]
+    return resolve(config, vae_resolution, *model.input_shape[:2]).num_samples
 
 
 def forwards_per_map(method: str, settings: dict, model) -> float | None:

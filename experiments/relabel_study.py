@@ -49,6 +49,7 @@ from jaxplain.metrics.faithfulness import FAST, deletion_insertion
 
 GRIDS = (8, 16, 32)
 ONE_SCALE = 1000  # samples drawn at half and at twice the probed scale
+MULTIPLIERS = (0.5, 1.0, 2.0)  # the multiples of the probed scale a study can draw at
 # the "default" variant of --baseline study: relabel's map and student objective when the studies began, so
 # that earlier records stay comparable whatever relabel's defaults are now
 STUDY_BASELINE = {"attribution": "magnitude", "soft_weight": 0.5, "hard_weight": 0.5, "student_resolution": 16}
@@ -88,7 +89,7 @@ VARIANTS = {
 }
 
 
-def draw(config, handle, params, vae, image, label, key, total, multipliers=(0.5, 1.0, 2.0)):
+def draw(config, handle, params, vae, image, label, key, total, multipliers=MULTIPLIERS):
     """The shared neighbourhood: at the probed scale ``s`` (``total`` samples) and at ``s/2`` and ``2s``
     (``ONE_SCALE`` each; only the ``multipliers`` of ``s`` asked for), as features on every grid of
     :data:`GRIDS`, relabels and soft labels."""
@@ -111,7 +112,7 @@ def draw(config, handle, params, vae, image, label, key, total, multipliers=(0.5
 
 def scales_of(variants) -> tuple[float, ...]:
     """The multiples of the probed scale that ``variants`` read (``"mixed"`` reads all three)."""
-    return tuple(sorted({m for v in variants for m in ((0.5, 1.0, 2.0) if v.scale == "mixed" else (v.scale,))}))
+    return tuple(sorted({m for v in variants for m in (MULTIPLIERS if v.scale == "mixed" else (v.scale,))}))
 
 
 def pick(neighbourhood, variant: Variant):
@@ -120,7 +121,7 @@ def pick(neighbourhood, variant: Variant):
     if variant.scale != "mixed":
         features, same, soft = neighbourhood[variant.scale]
         return {g: f[: variant.samples] for g, f in features.items()}, same[: variant.samples], soft[: variant.samples]
-    parts = [neighbourhood[m] for m in (0.5, 1.0, 2.0)]
+    parts = [neighbourhood[m] for m in MULTIPLIERS]
     per = -(-variant.samples // 3)
     interleave = lambda arrays: jnp.stack([a[:per] for a in arrays], 1).reshape(-1, *arrays[0].shape[1:])[: variant.samples]
     features = {g: interleave([p[0][g] for p in parts]) for g in GRIDS}

@@ -53,9 +53,13 @@ def load_artefact(directory: str | Path) -> tuple[dict, dict]:
     directory = Path(directory).resolve()
     if not (directory / CONFIG).is_file() or not (directory / VARIABLES).is_dir():
         raise InputFileError(f"{directory}: no trained artefact here; see README 'Checkpoints' for the command that makes it")
-    config = json.loads((directory / CONFIG).read_text())
     variables = ocp.StandardCheckpointer().restore(directory / VARIABLES)
-    return variables, config
+    return variables, artefact_config(directory)
+
+
+def artefact_config(directory: str | Path) -> dict:
+    """The recipe and shape settings an artefact was saved with (its weights are not read)."""
+    return json.loads((Path(directory) / CONFIG).read_text())
 
 
 def cast_floats(tree, dtype: str):

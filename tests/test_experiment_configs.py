@@ -20,11 +20,13 @@ def job_and_results(path):
     return job, REPO / job["options"]["out"]
 
 
-def resolved_config(job):
+def claim(job, out):
+    """The harness's resume check for ``job`` against ``out`` (raises if it would refuse)."""
     config = evaluation_config(job["options"], {label: job["settings"][label] for label in job["methods"]},
                                job["aliases"])
     # the grid data sets live outside the repository; a job naming a grid metric runs on grids
-    return config.resolved(grid=any(m in GRID_METRICS for m in config.metrics or ()))
+    config = config.resolved(grid=any(m in GRID_METRICS for m in config.metrics or ()))
+    claim_evaluation_folder(out, config, job["options"].get("model", "efficientnet_lite0"))  # the CLI's default
 
 
 @pytest.mark.parametrize("path", JOB_FILES, ids=lambda p: p.stem)
@@ -32,7 +34,7 @@ def test_every_job_file_resumes_against_its_results(path):
     job, out = job_and_results(path)
     if not (out / CONFIG).exists():
         pytest.skip(f"{out.name} holds no results yet")
-    claim_evaluation_folder(out, resolved_config(job), job["options"].get("model", "efficientnet_lite0"))
+    claim(job, out)
 
 
 def test_a_changed_setting_is_refused(tmp_path):
@@ -42,4 +44,4 @@ def test_a_changed_setting_is_refused(tmp_path):
     job, out = job_and_results(path)
     job["settings"]["relabel"] = job["settings"]["relabel"] | {"l2": 0.123}
     with pytest.raises(UsageError, match="methods"):
-        claim_evaluation_folder(out, resolved_config(job), job["options"].get("model", "efficientnet_lite0"))
+        claim(job, out)
