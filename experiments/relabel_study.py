@@ -83,6 +83,8 @@ VARIANTS = {
     "smooth2": Variant(smoothing=2.0),
     "grid32_smooth2": Variant({"student_resolution": 32}, smoothing=2.0),
     "grid32_samples2000": Variant({"student_resolution": 32}, samples=2000),
+    "samples4000": Variant(samples=4000),  # RISE's query count; needs --samples 4000
+    "grid32_samples4000": Variant({"student_resolution": 32}, samples=4000),
     "scale_half": Variant(scale=0.5),
     "scale_double": Variant(scale=2.0),
     "scale_mixed": Variant(scale="mixed"),
@@ -164,14 +166,19 @@ def baseline_changes(texts: list[str]) -> dict:
     return changes
 
 
-def chosen_variants(names: str | None) -> dict[str, Variant]:
-    """``"default"`` and the comma-separated ``names`` of :data:`VARIANTS` (all of them when None)."""
+def chosen_variants(names: str | None, samples: int) -> dict[str, Variant]:
+    """``"default"`` and the comma-separated ``names`` of :data:`VARIANTS`; when ``names`` is None, every
+    variant that fits in the ``samples`` drawn per image. A named variant that needs more is an error."""
     if names is None:
-        return dict(VARIANTS)
+        return {n: v for n, v in VARIANTS.items() if v.samples <= samples}
     chosen = ["default", *(n.strip() for n in names.split(",") if n.strip() and n.strip() != "default")]
     unknown = [n for n in chosen if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    short = [n for n in chosen if VARIANTS[n].samples > samples]
+    if short:
+        raise SystemExit(f"--variants: {short[0]!r} fits its student on {VARIANTS[short[0]].samples} samples; "
+                         f"draw that many with --samples")
     return {n: VARIANTS[n] for n in chosen}
 
 
@@ -190,7 +197,7 @@ def main() -> None:
                         help="only these variants besides 'default' (and only the noise scales they read): a cheaper study")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    variants = chosen_variants(args.variants)
+    variants = chosen_variants(args.variants, args.samples)
 
     model = zoo.load_model(args.model)
     handle = ModelHandle.of(model)

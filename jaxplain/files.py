@@ -63,16 +63,17 @@ def effective_settings(identity: dict) -> dict:
 
 
 def differences(previous: dict, current: dict) -> list[str]:
-    """Names of the keys (``methods.LABEL.SETTING`` inside the methods) whose values differ."""
+    """Names of the keys (``methods.LABEL.SETTING`` inside the methods, ``resolved.LABEL.SETTING`` inside
+    what their input-dependent defaults stood for) whose values differ."""
     changed = []
     for key in sorted(set(previous) | set(current)):
-        if key == "methods" and isinstance(previous.get(key), dict) and isinstance(current.get(key), dict):
+        if key in ("methods", "resolved") and isinstance(previous.get(key), dict) and isinstance(current.get(key), dict):
             for label in sorted(set(previous[key]) | set(current[key])):
                 old, new = previous[key].get(label), current[key].get(label)
                 if old is None or new is None:
-                    changed.append(f"methods.{label}")
+                    changed.append(f"{key}.{label}")
                 else:
-                    changed += [f"methods.{label}.{s}" for s in sorted(set(old) | set(new)) if old.get(s) != new.get(s)]
+                    changed += [f"{key}.{label}.{s}" for s in sorted(set(old) | set(new)) if old.get(s) != new.get(s)]
         elif previous.get(key) != current.get(key):
             changed.append(key)
     return changed

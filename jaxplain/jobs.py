@@ -38,7 +38,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches, process_shard
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import append_records, read_records
-from jaxplain.explainers import defaults_of
+from jaxplain.explainers import defaults_of, resolved_settings
 from jaxplain.files import check_output_folder, claim_output_folder
 from jaxplain.model import Model
 from jaxplain.parallel import data_mesh
@@ -59,11 +59,12 @@ class JobConfig:
     process_index: int = 0
     process_count: int = 1
 
-    def identity(self, model_name: str) -> dict:
-        """What a resumed job must share with the job that wrote ``OUT`` (the batch size may change)."""
+    def identity(self, model_name: str, resolved: dict) -> dict:
+        """What a resumed job must share with the job that wrote ``OUT`` (the batch size may change);
+        ``resolved`` as :func:`jaxplain.explainers.resolved_settings`."""
         return {"model": model_name, "data": self.data, "limit": self.limit, "methods": self.methods,
                 "seed": self.seed, "target": self.target, "process_count": self.process_count,
-                "defaults": defaults_of(self.methods)}
+                "defaults": defaults_of(self.methods), "resolved": resolved}
 
 
 def maps_path(out: Path, method: str, process: int) -> Path:
@@ -99,8 +100,12 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
     total = len(source) if config.limit is None else min(config.limit, len(source))
     if total == 0:
         raise UsageError(f"{config.data} has no images")
-    identity = config.identity(model.name)
-    claim_output_folder(out, identity, "a job", defaults={"defaults": identity["defaults"]}, name=JOB)
+    key = jax.random.key(config.seed)
+    states = {m: runner.initial_state(e, model, jax.random.fold_in(key, -1 % 2**31), None)
+              for m, e in explainers.items()}
+    identity = config.identity(model.name, resolved_settings(explainers, states, model.input_shape))
+    claim_output_folder(out, identity, "a job", name=JOB,
+                        defaults={"defaults": identity["defaults"], "resolved": identity["resolved"]})
     mine = process_shard(np.arange(total), config.process_index, config.process_count)
     row_of = {int(index): row for row, index in enumerate(mine)}
     records_file = records_path(out, config.process_index)
@@ -109,9 +114,6 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
                   for m in explainers}
     todo = np.asarray([i for i in mine if any((m, int(i)) not in done for m in explainers)], np.int64)
     mesh = data_mesh(jax.local_devices())  # this process's devices: its share never leaves them
-    key = jax.random.key(config.seed)
-    states = {m: runner.initial_state(e, model, jax.random.fold_in(key, -1 % 2**31), None)
-              for m, e in explainers.items()}
     (out / "overlays").mkdir(exist_ok=True)
     progress = tqdm(total=len(todo), desc="explain", unit="img", initial=0)
     started, explained = time.perf_counter(), 0

@@ -42,6 +42,17 @@ def test_auto_segmentation_cuts_small_photos_into_many_segments():
     assert quickshift <= 2 and auto >= 10
 
 
+def test_resolved_settings_name_what_the_input_dependent_defaults_stand_for():
+    from jaxplain.explainers import get
+
+    explainer = get("dax")
+    assert explainer.resolved(None, (32, 32, 3)) == {"segmentation": "slic", "resolution": 32, "border": 2}
+    assert explainer.resolved(None, (224, 224, 3)) == {"segmentation": "quickshift", "resolution": 128, "border": 7}
+    assert explainer.resolved(None, (64, 101, 1)) == {"segmentation": "grid", "resolution": 96, "border": 5}
+    named = get("dax", segmentation="slic", resolution=64, border=0)
+    assert named.resolved(None, (224, 224, 3)) == {"segmentation": "slic", "resolution": 64, "border": 0}
+
+
 def test_perturbations_and_their_locality_weights():
     switches = random_switches(jax.random.key(0), 5, 4)
     assert bool(switches[0].all())

@@ -2,12 +2,16 @@
 default must be pinned in the configs whose records were made before it, or re-running a table's command
 would refuse (or, worse, mix two settings in one table)."""
 
+import functools
 from pathlib import Path
 
+import jax
 import pytest
 
+from jaxplain import zoo
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder
+from jaxplain.explainers import get, resolved_settings
 from jaxplain.evaluation.job_file import CONFIG_FIELDS, evaluation_config, read_job_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,13 +24,22 @@ def job_and_results(path):
     return job, REPO / job["options"]["out"]
 
 
+@functools.lru_cache(maxsize=None)
+def teacher(name):
+    return zoo.load_model(name)
+
+
 def claim(job, out):
-    """The harness's resume check for ``job`` against ``out`` (raises if it would refuse)."""
+    """The harness's resume check for ``job`` against ``out`` (raises if it would refuse), with what the
+    methods' input-dependent defaults stand for on the job's teacher."""
     config = evaluation_config(job["options"], {label: job["settings"][label] for label in job["methods"]},
                                job["aliases"])
     # the grid data sets live outside the repository; a job naming a grid metric runs on grids
     config = config.resolved(grid=any(m in GRID_METRICS for m in config.metrics or ()))
-    claim_evaluation_folder(out, config, job["options"].get("model", "efficientnet_lite0"))  # the CLI's default
+    model = teacher(job["options"].get("model", "efficientnet_lite0"))  # the CLI's default
+    explainers = {label: get(config.aliases.get(label, label), **settings) for label, settings in config.methods.items()}
+    states = {label: e.init(jax.random.key(0), model, None) for label, e in explainers.items()}
+    claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
 
 
 @pytest.mark.parametrize("path", JOB_FILES, ids=lambda p: p.stem)

@@ -107,6 +107,24 @@ def test_a_method_default_changed_since_the_run_began_stops_the_resume(folder, t
     evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
 
 
+def test_a_default_whose_meaning_changed_stops_the_resume(folder, tmp_path, tiny_model, monkeypatch):
+    """A default can keep its value while what it stands for changes (``"auto"`` picking another
+    segmentation): the resolved settings recorded in config.json catch that too; runs from before they were
+    recorded still resume."""
+    from jaxplain.evaluation import harness
+
+    out = tmp_path / "run"
+    evaluate(tiny_model, config(folder, limit=2), out)
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["resolved"] == {}  # gradcam, random and rise have no input-dependent defaults
+    monkeypatch.setattr(harness, "resolved_settings", lambda *_: {"rise": {"masks": "other"}})
+    with pytest.raises(UsageError, match=r"\(resolved.rise differ\)"):
+        evaluate(tiny_model, config(folder, limit=2), out)
+    del recorded["resolved"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
+
+
 def brightness_model(size: int = 16):
     """Four classes by mean brightness (centres 1/8, 3/8, 5/8, 7/8): a teacher whose answers are known."""
     from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable

@@ -210,6 +210,17 @@ def test_resolve_makes_the_vae_dependent_defaults_concrete(settings, vae, height
     assert (resolved.attribution, resolved.student_resolution, resolved.num_samples) == expected
 
 
+def test_resolved_settings_are_what_the_explainer_runs_with(vae_handle, tiny_model):
+    """What resumable runs record: the resolved defaults for the teacher's inputs and the VAE's resolution."""
+    explainer = relabel(vae=vae_handle)
+    state = explainer.init(None, tiny_model)
+    expected = resolve(RelabelConfig(), SIZE, *tiny_model.input_shape[:2])
+    assert explainer.resolved(state, tiny_model.input_shape) == {
+        "attribution": expected.attribution, "student_resolution": expected.student_resolution,
+        "num_samples": expected.num_samples, "learning_rate": 1.0, "vae_resolution": SIZE}
+    assert relabel(vae=vae_handle, learning_rate=0.1).resolved(state, (224, 224, 3))["learning_rate"] == 0.1
+
+
 def test_an_unresolved_sample_count_is_checked_for_both_choices_and_refused_by_the_student():
     with pytest.raises(ValueError, match="multiple of chunk"):
         RelabelConfig(chunk=300)  # None is 1000 or 2000: neither splits into chunks of 300

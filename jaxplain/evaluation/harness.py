@@ -30,7 +30,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
 from jaxplain.files import check_output_folder, claim_output_folder
-from jaxplain.explainers import defaults_of
+from jaxplain.explainers import defaults_of, resolved_settings
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (IOU_THRESHOLD, LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask,
@@ -66,12 +66,14 @@ class EvaluationConfig:
     dtype: str = "float32"  # the explainers' teacher computes in this dtype; the metrics' teacher in float32
     iou_threshold: float = IOU_THRESHOLD  # of the map's range, for the iou metric (DAX paper: 0.2)
 
-    def identity(self, model_name: str) -> dict:
-        """The settings a resumed run must share with the run that wrote the records."""
+    def identity(self, model_name: str, resolved: dict) -> dict:
+        """The settings a resumed run must share with the run that wrote the records (``resolved``: what
+        the methods' input-dependent defaults stand for, :func:`jaxplain.explainers.resolved_settings`)."""
         return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
                 "methods": self.methods, "aliases": self.aliases, "metrics": list(self.metrics or ()),
                 "target": self.target, "localisation_alpha": self.localisation_alpha, "dtype": self.dtype,
-                "iou_threshold": self.iou_threshold, "defaults": defaults_of(self.methods, self.aliases)}
+                "iou_threshold": self.iou_threshold, "defaults": defaults_of(self.methods, self.aliases),
+                "resolved": resolved}
 
     def resolved(self, grid: bool) -> "EvaluationConfig":
         """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
@@ -112,14 +114,15 @@ _IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", 
                       "dtype": "float32", "iou_threshold": IOU_THRESHOLD}
 
 
-def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str) -> None:
+def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str, resolved: dict) -> None:
     """Records a new run's identity in ``out/config.json``, or checks that a resumed one matches it (raises
-    :class:`UsageError` naming what differs). ``config`` must be :meth:`EvaluationConfig.resolved`."""
-    identity = config.identity(model_name)
-    # runs from before the methods' defaults were recorded are taken at their word (their configs pin the
-    # settings whose defaults changed since)
-    claim_output_folder(out, identity, "an evaluation", defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"]},
-                        name=CONFIG)
+    :class:`UsageError` naming what differs). ``config`` must be :meth:`EvaluationConfig.resolved`;
+    ``resolved`` is :func:`jaxplain.explainers.resolved_settings` of its methods on the teacher's inputs."""
+    identity = config.identity(model_name, resolved)
+    # runs from before the methods' defaults (or what they resolve to) were recorded are taken at their word
+    # (their configs pin the settings whose defaults changed since)
+    claim_output_folder(out, identity, "an evaluation", name=CONFIG,
+                        defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"], "resolved": resolved})
 
 
 @functools.lru_cache(maxsize=8)
@@ -215,14 +218,14 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     n = len(source) if config.limit is None else min(config.limit, len(source))
     if n == 0:
         raise UsageError(f"--data {config.data} holds no images")
+    key = jax.random.key(config.seed)
+    states = {m: e.init(jax.random.fold_in(key, -1 % 2**31), explaining, None) for m, e in explainers.items()}
     check_output_folder(out)
-    claim_evaluation_folder(out, config, model.name)
+    claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
     (out / "examples").mkdir(exist_ok=True)
     records_path = out / RECORDS
     done = {(r["method"], r["index"]) for r in read_records(records_path)}
     mesh = mesh or data_mesh()
-    key = jax.random.key(config.seed)
-    states = {m: e.init(jax.random.fold_in(key, -1 % 2**31), explaining, None) for m, e in explainers.items()}
     todo = np.asarray([i for i in range(n) if any((m, i) not in done for m in explainers)], np.int64)
     compiled: set[str] = set()
     batches = iterate_batches(source, config.batch_size, model.preprocessing, indices=todo)

@@ -69,9 +69,20 @@ def defaults_of(labels, aliases: dict[str, str] | None = None) -> dict[str, dict
     return json.loads(json.dumps(table))  # tuples as lists: the form a config file holds
 
 
+def resolved_settings(explainers: dict[str, Explainer], states: dict[str, State], input_shape) -> dict[str, dict]:
+    """``{label: {setting: value}}``: what each method's input-dependent defaults (``"auto"``, ``None``) stand
+    for on inputs shaped ``input_shape`` ``(H, W, C)``, for the methods that have such defaults. Resumable
+    runs record them beside :func:`defaults_of`: a default whose value stays while its meaning changes (what
+    ``"auto"`` picks) is then noticed too."""
+    table = {label: explainer.resolved(states[label], tuple(input_shape))
+             for label, explainer in explainers.items() if explainer.resolved is not None}
+    return json.loads(json.dumps(table))
+
+
 def _is_json(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str)) or (
         isinstance(value, (tuple, list)) and all(_is_json(v) for v in value))
 
 
-__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "method_defaults", "per_example_keys"]
+__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "method_defaults",
+           "per_example_keys", "resolved_settings"]

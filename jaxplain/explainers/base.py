@@ -11,7 +11,9 @@ is one PRNG key for the call (split per example with ``fold_in(key, position)``)
 example (shape ``[B]``), which lets jobs make each image's randomness depend on its dataset index only,
 so maps do not change with the batch size or device count. Amortized methods add ``update``;
 methods with diagnostics (e.g. re-label distillation's class balance and student fidelity) add
-``details``, which returns ``(maps, {name: [B] array})``. Methods that need host code per image
+``details``, which returns ``(maps, {name: [B] array})``; methods whose defaults depend on the input
+(``"auto"``, ``None``) add ``resolved(state, input_shape) -> {setting: value}``, which resumable runs
+record so that a default whose meaning changes is noticed. Methods that need host code per image
 (superpixels with scikit-image: LIME, DAX) add ``prepare(images) -> {name: [B, ...] array}``, run on
 the host before the compiled call; ``explain`` then takes those arrays as keyword arguments (and,
 called without them, computes them itself through ``jax.pure_callback``). Keeping host callbacks
@@ -69,16 +71,19 @@ class Explainer(NamedTuple):
     needs_taps: bool = False  # differentiates with respect to a named feature (model taps)
     details: Callable | None = None  # like explain, but returns (maps, {diagnostic: [B]})
     prepare: Callable | None = None  # host step: images (numpy) -> {name: [B, ...]} passed to explain
+    # (state, input shape [H, W, C]) -> {setting: value} that the input-dependent defaults ("auto", None) stand for
+    resolved: Callable | None = None
 
 
-def stateless(name: str, explain: Callable, *, needs_taps: bool = False, prepare: Callable | None = None) -> Explainer:
+def stateless(name: str, explain: Callable, *, needs_taps: bool = False, prepare: Callable | None = None,
+              resolved: Callable | None = None) -> Explainer:
     """An explainer with nothing to learn: ``init`` only records the model handle."""
 
     def init(key, model, sample=None) -> State:
         del key, sample
         return State(ModelHandle.of(model))
 
-    return Explainer(name, init, explain, needs_taps=needs_taps, prepare=prepare)
+    return Explainer(name, init, explain, needs_taps=needs_taps, prepare=prepare, resolved=resolved)
 
 
 def per_example_keys(key: Array, batch: int) -> Array:

@@ -137,6 +137,13 @@ def student_resolution(size: tuple[int, int], pool: int, reference: int = 128) -
     return max(pool, min(reference, max(size)) // pool * pool)
 
 
+def network_geometry(size: tuple[int, int], pool: int, resolution: int | None, border: int | None) -> tuple[int, int]:
+    """``(side, border)`` of the networks' square input and of the map's zeroed edge: the given values, or
+    :func:`student_resolution` and the reference's 7 px at 128 px scaled to that side."""
+    side = resolution or student_resolution(size, pool)
+    return side, border if border is not None else round(7 * side / 128)
+
+
 def dax(
     num_samples: int = 3000,
     segmentation: str = "auto",
@@ -205,8 +212,7 @@ def dax(
 
     def train(x, segments, switches, targets, key):
         """Trains the mask and student networks on one input's samples; returns the map ``[H, W]``."""
-        side = resolution or student_resolution(x.shape[:2], pool)
-        edge = border if border is not None else round(7 * side / 128)  # the reference's 7 px at 128 px
+        side, edge = network_geometry(x.shape[:2], pool, resolution, border)
         small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * input_scale
         x_small = small(x)
         fill_small = small(segment_means(x, segments, max_segments))
@@ -249,4 +255,9 @@ def dax(
         trained = lambda example: train(*example)
         return jax.lax.map(trained, (images, segments, switches, targets, train_keys), batch_size=images_per_step)
 
-    return stateless("dax", explain, prepare=prepare)
+    def resolved(state, input_shape):
+        del state
+        side, edge = network_geometry(input_shape[:2], pool, resolution, border)
+        return {"segmentation": segmentation_for(segmentation, *input_shape), "resolution": side, "border": edge}
+
+    return stateless("dax", explain, prepare=prepare, resolved=resolved)

@@ -253,12 +253,17 @@ def balanced_accuracy(predicted, truth):
     return jnp.sum(jnp.asarray(recalls) * present) / jnp.maximum(present.sum(), 1.0)
 
 
+def learning_rate_for(config: RelabelConfig) -> float:
+    """The student's step size: ``learning_rate``, or its optimiser's own (:data:`OPTIMISERS`) when None."""
+    return OPTIMISERS[config.student_optimiser] if config.learning_rate is None else config.learning_rate
+
+
 def fit_student(config: RelabelConfig, features, same, soft):
     """Fits the linear student; returns the weight difference ``w_same - w_shifted`` ``[D]`` and its
     balanced accuracy on the training and held-out samples."""
     hard = same.astype(jnp.int32)
     teacher = jnp.stack([1.0 - soft, soft], axis=-1)
-    rate = OPTIMISERS[config.student_optimiser] if config.learning_rate is None else config.learning_rate
+    rate = learning_rate_for(config)
     if config.student_optimiser == "adam":
         optimiser = optax.adam(rate)
     else:  # one global scale keeps the pixels' relative weights; mean squared row norm 1 bounds the curvature
@@ -466,4 +471,10 @@ def relabel(
     def explain(state, params, images, labels, *, key):
         return explain_with_details(state, params, images, labels, key=key)[0]
 
-    return Explainer("relabel", init, explain, details=explain_with_details)
+    def resolved(state, input_shape):
+        concrete = resolve(config, state.learned.module.resolution, *input_shape[:2])
+        return {"attribution": concrete.attribution, "student_resolution": concrete.student_resolution,
+                "num_samples": concrete.num_samples, "learning_rate": learning_rate_for(concrete),
+                "vae_resolution": state.learned.module.resolution}
+
+    return Explainer("relabel", init, explain, details=explain_with_details, resolved=resolved)
