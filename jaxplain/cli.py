@@ -203,7 +203,7 @@ def evaluate(
     """Faithfulness (deletion/insertion), localisation on grids (GridPG, localisation error), intensity and
     speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
     from jaxplain.evaluation.harness import evaluate as run, markdown_table
-    from jaxplain.evaluation.job_file import evaluation_config, from_command_line, read_job_file
+    from jaxplain.evaluation.job_file import JOB_OPTIONS, evaluation_config, from_command_line, read_job_file
     from jaxplain.memory import plan_methods
     from jaxplain.zoo import load_model
 
@@ -213,7 +213,7 @@ def evaluate(
     names, aliases = split_labelled_methods(methods)
     hyperparameters = {name: {} for name in names}
     if config is not None:
-        job = read_job_file(config, set(options))
+        job = read_job_file(config, JOB_OPTIONS)
         given = from_command_line(ctx)
         options |= {k: v for k, v in job["options"].items() if k not in given}
         if "methods" not in given and job["methods"]:

@@ -12,15 +12,14 @@ from jaxplain import zoo
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder
 from jaxplain.explainers import get, resolved_settings
-from jaxplain.evaluation.job_file import CONFIG_FIELDS, evaluation_config, read_job_file
+from jaxplain.evaluation.job_file import JOB_OPTIONS, evaluation_config, read_job_file
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_FILES = sorted((REPO / "experiments" / "configs").glob("*.toml"))
-KNOWN_OPTIONS = {"model", "out", "metrics", *CONFIG_FIELDS}
 
 
 def job_and_results(path):
-    job = read_job_file(path, KNOWN_OPTIONS)
+    job = read_job_file(path, JOB_OPTIONS)
     return job, REPO / job["options"]["out"]
 
 
@@ -52,9 +51,21 @@ def test_every_job_file_resumes_against_its_results(path):
 
 def test_a_changed_setting_is_refused(tmp_path):
     """The check above can fail: the same job with one relabel setting changed does not resume."""
-    path = next(p for p in JOB_FILES if "relabel" in read_job_file(p, KNOWN_OPTIONS)["methods"]
+    path = next(p for p in JOB_FILES if "relabel" in read_job_file(p, JOB_OPTIONS)["methods"]
                 and (job_and_results(p)[1] / CONFIG).exists())
     job, out = job_and_results(path)
     job["settings"]["relabel"] = job["settings"]["relabel"] | {"l2": 0.123}
     with pytest.raises(UsageError, match="methods"):
         claim(job, out)
+
+
+def test_job_files_take_the_options_of_the_evaluate_command():
+    """A job file names `jaxplain evaluate`'s options; the ones left out are given in other ways (methods
+    as tables) or do not decide a run's results (where to find the data, the memory budget's plan)."""
+    import inspect
+
+    from jaxplain import cli
+
+    parameters = set(inspect.signature(cli.evaluate).parameters)
+    assert JOB_OPTIONS <= parameters
+    assert parameters - JOB_OPTIONS == {"ctx", "methods", "settings", "memory_budget", "config", "tfds_dir", "raw_data"}

@@ -31,6 +31,8 @@ from jaxplain.evaluation.harness import EvaluationConfig
 # the job's options that are fields of EvaluationConfig (the others, model and out, say what runs and where)
 CONFIG_FIELDS = ("data", "limit", "protocol", "seed", "batch_size", "examples", "target", "localisation_alpha", "dtype",
                  "iou_threshold")
+# every option a job file may name: `jaxplain evaluate`'s options that a run's identity depends on
+JOB_OPTIONS = frozenset({"model", "out", "metrics", *CONFIG_FIELDS})
 
 
 def read_job_file(path: str | Path, known: set[str]) -> dict:
