@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from jaxplain import runner
-from jaxplain.explainers.dax import (grid_segments, locality_weights, perturb, random_switches, segment_means,
-                                    segmentation_for)
+from jaxplain.explainers.dax import (colour_augmented, grid_segments, hsv_scaled, locality_weights, perturb,
+                                    random_switches, segment_means, segmentation_for)
 from jaxplain.explainers.lime import host_superpixels
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
 
@@ -67,6 +67,33 @@ def test_perturbations_and_their_locality_weights():
     np.testing.assert_array_equal(out[0, ..., 0], [[1, 1], [0, 0]])
 
 
+def test_hsv_coordinates_agree_with_matplotlib_and_are_scaled_by_their_largest():
+    from matplotlib.colors import rgb_to_hsv
+
+    images = jax.random.uniform(jax.random.key(0), (3, 4, 5, 3))
+    reference = rgb_to_hsv(np.asarray(images)) * np.array([360.0, 1.0, 1.0])
+    hsv = hsv_scaled(images)
+    raw = np.asarray(hsv) * reference.reshape(-1, 3).max(0)
+    np.testing.assert_allclose(raw % 360, reference % 360, atol=2e-3)
+    np.testing.assert_allclose(np.asarray(hsv).reshape(-1, 3).max(0), 1.0, rtol=1e-6)
+    only_first = hsv_scaled(images, jnp.array([True, False, False]))  # scaled by the first image's largest
+    np.testing.assert_allclose(only_first[0], hsv_scaled(images[:1])[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("step, count", [(0, 9), (1, 6), (2, 9), (5, 6)])
+def test_colour_augmentation_shows_the_reference_share_of_a_batch_in_hsv(step, count):
+    """3/5 of a batch of 16 (9) on even steps, 2/5 (6) on odd ones; on an epoch's first step the intact
+    input besides, converted on its own."""
+    inputs = jax.random.uniform(jax.random.key(1), (16, 4, 4, 3)) * 255.0
+    out = colour_augmented(inputs, step, jax.random.key(2), 255.0)
+    changed = np.asarray(jnp.any(out != inputs, axis=(1, 2, 3)))
+    assert changed.sum() == count + (step == 0)
+    if step == 0:
+        np.testing.assert_allclose(out[0], hsv_scaled(inputs[:1] / 255.0)[0] * 255.0, rtol=1e-6)
+    others = jnp.asarray(changed) & (jnp.arange(16) > 0 if step == 0 else True)
+    np.testing.assert_allclose(out[others], (hsv_scaled(inputs / 255.0, others) * 255.0)[others], rtol=1e-5)
+
+
 def region_model(region, differentiable=True):
     """Class 0 while ``region`` stays red; optionally opaque to autodiff (host callback). Switching a
     segment off fills it with its mean grey, which is not red."""
@@ -111,6 +138,8 @@ def test_dax_needs_no_gradient_of_the_teacher(region):
     maps = runner.explain(opaque, "dax", image, [0], key=0, **SMALL)  # ... and DAX still explains it
     np.testing.assert_allclose(maps, runner.explain(region_model(region), "dax", image, [0], key=0, **SMALL),
                                atol=1e-5)
+    coloured = runner.explain(opaque, "dax", image, [0], key=0, **SMALL, colour_augmentation=True)
+    assert np.isfinite(coloured).all() and not np.allclose(coloured, maps)
 
 
 @pytest.mark.parametrize("channels, features, kernel", [(3, 32, 7), (32, 1, 7), (2, 3, 3)])

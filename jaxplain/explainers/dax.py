@@ -28,8 +28,9 @@ Defaults are the reference's (3000 samples, 128 px, batch 16, lr 1e-3, masks aft
 the reference's 7 px at 128 px, scaled to the resolution.
 Differences: the reference trains 9 epochs, but only the masks of epochs 0-5 enter its map, so
 training stops after the last recorded mask; it holds out 10 % of the samples for a validation loss
-that never enters the map, so all samples train here; its colour augmentation (part of each batch
-fed to the networks in HSV coordinates) is left out. Teacher queries run image after image in
+that never enters the map, so all samples train here; its colour augmentation (part of each batch, and
+the intact input whose masks make the map, fed to the networks in HSV coordinates) is a setting,
+``colour_augmentation`` (:func:`colour_augmented`), off by default. Teacher queries run image after image in
 chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs); the training runs ``images_per_step``
 images at a time (``vmap``), each with a 25 M-parameter student at the default resolution.
 """
@@ -120,6 +121,36 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     return loss, batch_stats
 
 
+def hsv_scaled(images: jax.Array, selected: jax.Array | None = None) -> jax.Array:
+    """RGB images ``[N, H, W, 3]`` in [0, 1] as hue (degrees), saturation and value, each divided by its
+    largest value over the ``selected`` images (all when None), as the reference's colour augmentation does."""
+    top, bottom = images.max(-1), images.min(-1)
+    spread = top - bottom + 1e-10
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    by_minimum = jnp.stack([60 * (b - g) / spread + 180, 60 * (r - b) / spread + 300, 60 * (g - r) / spread + 60], -1)
+    hue = jnp.take_along_axis(by_minimum, images.argmin(-1)[..., None], -1)[..., 0]
+    hsv = jnp.stack([hue, spread / (top + 1e-10), top], -1)
+    selected = jnp.ones(images.shape[0], bool) if selected is None else selected
+    largest = jnp.where(selected[:, None, None, None], hsv, 0.0).max((0, 1, 2))
+    return hsv / jnp.maximum(largest, 1e-12)
+
+
+def colour_augmented(inputs: jax.Array, step_in_epoch, key, input_scale: float) -> jax.Array:
+    """The reference's colour augmentation of one batch (values in [0, ``input_scale``]): 3/5 of the inputs on
+    even steps of an epoch, 2/5 on odd ones, chosen at random, are shown in HSV coordinates (:func:`hsv_scaled`,
+    scaled together); on an epoch's first step the intact input (the batch's first) is too, scaled on its own,
+    and is never among the chosen."""
+    size = inputs.shape[0]
+    first = step_in_epoch == 0
+    order = jax.random.permutation(key, size)
+    order = order[jnp.argsort(jnp.where(first & (order == 0), size, jnp.arange(size)))]  # the intact one last
+    count = jnp.where(step_in_epoch % 2 == 0, size * 3 // 5, size * 2 // 5)
+    chosen = jnp.zeros(size, bool).at[order].set(jnp.arange(size) < count)
+    augmented = jnp.where(chosen[:, None, None, None], hsv_scaled(inputs / input_scale, chosen) * input_scale, inputs)
+    intact = hsv_scaled(inputs[:1] / input_scale)[0] * input_scale
+    return augmented.at[0].set(jnp.where(first, intact, augmented[0]))
+
+
 def recorded_map(mask_net: MaskNet, mask_params, intact: jax.Array, pool: int, border: int) -> jax.Array:
     """The snapshot the map averages: the intact input's mask, max-pooled, bilinearly upsampled, min-max
     normalised, with its border zeroed; ``[r, r]``."""
@@ -164,6 +195,7 @@ def dax(
     chunk: int = 100,
     images_per_step: int = 4,
     complement: str = "joint",
+    colour_augmentation: bool = False,
 ) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
     if complement not in ("joint", "mask"):
@@ -215,11 +247,15 @@ def dax(
         side, edge = network_geometry(x.shape[:2], pool, resolution, border)
         small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * input_scale
         x_small = small(x)
+        augment = colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left as they are
+        # what the recorded masks see: the reference records the intact input as its first batch shows it
+        recorded_view = hsv_scaled(x_small[None] / input_scale)[0] * input_scale if augment else x_small
         fill_small = small(segment_means(x, segments, max_segments))
         segments_small = jax.image.resize(segments, (side, side), "nearest")
         present = jnp.zeros(max_segments, bool).at[segments].set(True)
         weights = locality_weights(switches, present)
         init_key, dropout_key = jax.random.split(key)
+        colour_key = jax.random.fold_in(init_key, 1)
         variables = init_networks(init_key, mask_net, student, x_small[None])
         params = {"mask": variables["mask"], "student": variables["student"]["params"]}
         count = steps_per_epoch * batch_size
@@ -230,6 +266,9 @@ def dax(
             params, batch_stats, opt_state, index = carry
             batch_switches, batch_targets, batch_weights = batch
             inputs = perturb(x_small, fill_small, segments_small, batch_switches)
+            if augment:
+                inputs = colour_augmented(inputs, index % steps_per_epoch, jax.random.fold_in(colour_key, index),
+                                          input_scale)
             grad_fn = jax.grad(dax_loss, has_aux=True)
             grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
                                          jax.random.fold_in(dropout_key, index), complement)
@@ -238,9 +277,9 @@ def dax(
 
         def epoch(carry, _):
             carry, _ = jax.lax.scan(step, carry, data)
-            return carry, recorded_map(mask_net, carry[0]["mask"], x_small, pool, edge)
+            return carry, recorded_map(mask_net, carry[0]["mask"], recorded_view, pool, edge)
 
-        first = recorded_map(mask_net, params["mask"], x_small, pool, edge)
+        first = recorded_map(mask_net, params["mask"], recorded_view, pool, edge)
         carry = (params, variables["student"]["batch_stats"], optimiser.init(params), 0)
         _, later = jax.lax.scan(epoch, carry, None, length=averaged_epochs - 1)
         mean = minmax((first + later.sum(0)) / averaged_epochs)
