@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -104,6 +104,13 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/cifar10_dax_test results/cifar10_dax_quickshift \
         results/cifar10_relabel_samples2000 results/cifar10_relabel_defaults --against dax --limit 100
       $PYTHON experiments/paired.py results/cifar10_dax_quickshift results/cifar10_relabel_defaults --against dax_quickshift --limit 48 ;;
+    dax-cifar10-dev)
+      # DAX's training and objective on CIFAR-10 development images (the second half of the test split)
+      for job in cifar10_dax_dev_pool cifar10_dax_dev_training cifar10_dax_dev_objective cifar10_dax_dev_colour; do
+        $JAXPLAIN evaluate --config "experiments/configs/$job.toml"
+      done
+      $PYTHON experiments/paired.py results/cifar10_dax_dev_training results/cifar10_dax_dev_objective \
+        results/cifar10_dax_dev_colour --against dax ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
       $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
@@ -159,7 +166,13 @@ for stage in "$@"; do
         --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
         --baseline student_resolution=16 --variants samples2000,grid32,grid32_samples2000 \
         --out results/relabel_dev_study_grid32
-      $PYTHON experiments/paired.py results/relabel_dev_study_grid32 --against default ;;
+      $PYTHON experiments/paired.py results/relabel_dev_study_grid32 --against default
+      # 4000 samples (RISE's query count); its first 2000 are the study above's
+      $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" --samples 4000 \
+        --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
+        --baseline student_resolution=16 --variants grid32_samples2000,samples4000,grid32_samples4000 \
+        --out results/relabel_dev_study_samples4000
+      $PYTHON experiments/paired.py results/relabel_dev_study_samples4000 --against default ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       test_split
