@@ -184,7 +184,11 @@ for stage in "$@"; do
       # the soft-label student the spliced development study chose, on the same test images
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_soft.toml
       $PYTHON experiments/paired.py results/relabel_test_soft results/relabel_test_spliced results/relabel_test \
-        results/relabel_test_rise --against relabel_soft ;;
+        results/relabel_test_rise --against relabel_soft
+      # 4000 samples, chosen on the development split
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_samples4000.toml
+      $PYTHON experiments/paired.py results/relabel_test_samples4000 results/relabel_test_soft results/relabel_test \
+        results/relabel_test_rise --against relabel_4000 ;;
     relabel-cifar-dev)
       # re-label choices for CIFAR-10 on its development images (the second half of its test split)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_probe.toml
@@ -204,7 +208,13 @@ for stage in "$@"; do
       $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
         --limit 48 --neighbourhood spliced --baseline attribution=change --baseline soft_weight=1.0 \
         --baseline hard_weight=0.0 --baseline student_resolution=32 --out results/cifar10_relabel_dev_study_grid32
-      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_grid32 --against default ;;
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_grid32 --against default
+      # 4000 samples against today's 2000 (its first 2000 are those)
+      $PYTHON experiments/relabel_study.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
+        --limit 48 --samples 4000 --neighbourhood spliced --baseline attribution=change --baseline soft_weight=1.0 \
+        --baseline hard_weight=0.0 --baseline student_resolution=32 --variants samples2000,samples4000 \
+        --out results/cifar10_relabel_dev_study_samples4000
+      $PYTHON experiments/paired.py results/cifar10_relabel_dev_study_samples4000 --against samples2000 ;;
     relabel-cifar)
       # relabel at today's defaults, and with the change map chosen on CIFAR-10's development images,
       # against RISE and Grad-CAM on CIFAR-10 test
@@ -224,7 +234,11 @@ for stage in "$@"; do
       # and 2000 samples for that 32 px student (today's default there)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_samples2000.toml
       $PYTHON experiments/paired.py results/cifar10_relabel_samples2000 results/cifar10_relabel_grid32 \
-        results/cifar10_relabel_defaults --against relabel_2000 --limit 100 ;;
+        results/cifar10_relabel_defaults --against relabel_2000 --limit 100
+      # and 4000 samples, chosen on the development images
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_samples4000.toml
+      $PYTHON experiments/paired.py results/cifar10_relabel_samples4000 results/cifar10_relabel_samples2000 \
+        results/cifar10_relabel_defaults --against relabel_4000 --limit 100 ;;
     memory)
       # peak memory per method against batch size and chunk: XLA's estimate and the measured peak
       $PYTHON experiments/memory_table.py --batches 1,16 ;;
