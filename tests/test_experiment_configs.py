@@ -5,14 +5,13 @@ would refuse (or, worse, mix two settings in one table)."""
 import functools
 from pathlib import Path
 
-import jax
 import pytest
 
 from jaxplain import zoo
 from jaxplain.errors import UsageError
-from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder
-from jaxplain.explainers import get, resolved_settings
+from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder, explainer_states
 from jaxplain.evaluation.job_file import JOB_OPTIONS, evaluation_config, read_job_file
+from jaxplain.explainers import get, resolved_settings
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_FILES = sorted((REPO / "experiments" / "configs").glob("*.toml"))
@@ -37,7 +36,7 @@ def claim(job, out):
     config = config.resolved(grid=any(m in GRID_METRICS for m in config.metrics or ()))
     model = teacher(job["options"].get("model", "efficientnet_lite0"))  # the CLI's default
     explainers = {label: get(config.aliases.get(label, label), **settings) for label, settings in config.methods.items()}
-    states = {label: e.init(jax.random.key(0), model, None) for label, e in explainers.items()}
+    states = explainer_states(explainers, model, config.seed)
     claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
 
 

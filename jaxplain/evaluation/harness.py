@@ -114,6 +114,12 @@ _IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", 
                       "dtype": "float32", "iou_threshold": IOU_THRESHOLD}
 
 
+def explainer_states(explainers: dict, model: Model, seed: int) -> dict:
+    """Each explainer's initial state (learned parts loaded) for ``model``, from the run's seed."""
+    key = jax.random.fold_in(jax.random.key(seed), -1 % 2**31)
+    return {label: explainer.init(key, model, None) for label, explainer in explainers.items()}
+
+
 def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str, resolved: dict) -> None:
     """Records a new run's identity in ``out/config.json``, or checks that a resumed one matches it (raises
     :class:`UsageError` naming what differs). ``config`` must be :meth:`EvaluationConfig.resolved`;
@@ -218,14 +224,14 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     n = len(source) if config.limit is None else min(config.limit, len(source))
     if n == 0:
         raise UsageError(f"--data {config.data} holds no images")
-    key = jax.random.key(config.seed)
-    states = {m: e.init(jax.random.fold_in(key, -1 % 2**31), explaining, None) for m, e in explainers.items()}
+    states = explainer_states(explainers, explaining, config.seed)
     check_output_folder(out)
     claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
     (out / "examples").mkdir(exist_ok=True)
     records_path = out / RECORDS
     done = {(r["method"], r["index"]) for r in read_records(records_path)}
     mesh = mesh or data_mesh()
+    key = jax.random.key(config.seed)
     todo = np.asarray([i for i in range(n) if any((m, i) not in done for m in explainers)], np.int64)
     compiled: set[str] = set()
     batches = iterate_batches(source, config.batch_size, model.preprocessing, indices=todo)
