@@ -32,8 +32,6 @@ import jax
 import numpy as np
 
 from jaxplain import explainers, runner
-from jaxplain.artefacts import artefact_config, artefact_dir
-from jaxplain.explainers.relabel import RelabelConfig, default_vae_name, resolve
 from jaxplain.model import computing_in, probabilities_of
 from jaxplain.parallel import data_mesh
 from jaxplain.zoo import load_model
@@ -43,20 +41,13 @@ COLUMNS = ("date", "device", "devices", "dtype", "convolutions_dtype", "model", 
            "teacher_batch", "forwards_per_map", "roofline_maps_per_s", "fraction_of_roofline", "settings")
 
 
-def relabel_samples(settings: dict, model) -> int:
-    """Relabel's sample count for ``model``'s input (``num_samples=None`` depends on the VAE and the grid)."""
-    config = RelabelConfig(**{k: v for k, v in settings.items() if k != "vae"})
-    vae_resolution = artefact_config(artefact_dir(settings["vae"] or default_vae_name(model)))["resolution"]
-    return resolve(config, vae_resolution, *model.input_shape[:2]).num_samples
-
-
 def forwards_per_map(method: str, settings: dict, model) -> float | None:
     """Teacher forward passes one map needs at least (a backward pass counts as two forwards)."""
     defaults = {name: p.default for name, p in inspect.signature(explainers.EXPLAINERS[method]).parameters.items()}
     s = defaults | settings
     height = model.input_shape[0]
     counts = {
-        "relabel": lambda: relabel_samples(s, model),
+        "relabel": lambda: s["num_samples"],
         "rise": lambda: s["num_masks"],
         "lime": lambda: s["num_samples"],
         "occlusion": lambda: ((height - (w := s["window"] or round(height / 7))) // (s["stride"] or w // 2) + 1) ** 2 + 1,

@@ -196,18 +196,17 @@ def test_auto_attribution_is_the_spliced_change_map_at_the_vae_resolution_and_th
 
 
 @pytest.mark.parametrize("settings,vae,height,width,expected", [
-    ({}, 32, 32, 32, ("change", 32, 2000)),  # CIFAR-10: the change map read pixel by pixel, twice the samples
-    ({}, 64, 224, 224, ("magnitude", 16, 1000)),  # ImageNet: the coarse grid of the upsampled decodings
-    ({}, 64, 48, 64, ("change", 48, 2000)),  # the shorter side of a non-square image
-    ({"attribution": "magnitude"}, 32, 32, 32, ("magnitude", 16, 1000)),  # the full grid only serves the change map
-    ({"neighbourhood": "residual", "attribution": "change"}, 32, 32, 32, ("change", 16, 1000)),  # nor without splicing
-    ({"student_resolution": 8}, 32, 32, 32, ("change", 8, 1000)),  # a named grid is kept
-    ({"student_resolution": 224}, 64, 224, 224, ("magnitude", 224, 2000)),  # a full-resolution grid gets 2000
-    ({"num_samples": 300}, 32, 32, 32, ("change", 32, 300)),  # a named count is kept
+    ({}, 32, 32, 32, ("change", 32)),  # CIFAR-10: the change map read pixel by pixel
+    ({}, 64, 224, 224, ("magnitude", 16)),  # ImageNet: the coarse grid of the upsampled decodings
+    ({}, 64, 48, 64, ("change", 48)),  # the shorter side of a non-square image
+    ({"attribution": "magnitude"}, 32, 32, 32, ("magnitude", 16)),  # the full grid only serves the change map
+    ({"neighbourhood": "residual", "attribution": "change"}, 32, 32, 32, ("change", 16)),  # nor without splicing
+    ({"student_resolution": 8}, 32, 32, 32, ("change", 8)),  # a named grid is kept
 ])
 def test_resolve_makes_the_vae_dependent_defaults_concrete(settings, vae, height, width, expected):
     resolved = resolve(RelabelConfig(**settings), vae, height, width)
-    assert (resolved.attribution, resolved.student_resolution, resolved.num_samples) == expected
+    assert (resolved.attribution, resolved.student_resolution) == expected
+    assert resolved.num_samples == RelabelConfig(**settings).num_samples == 4000  # RISE's query count on both
 
 
 def test_resolved_settings_are_what_the_explainer_runs_with(vae_handle, tiny_model):
@@ -221,12 +220,11 @@ def test_resolved_settings_are_what_the_explainer_runs_with(vae_handle, tiny_mod
     assert relabel(vae=vae_handle, learning_rate=0.1).resolved(state, (224, 224, 3))["learning_rate"] == 0.1
 
 
-def test_an_unresolved_sample_count_is_checked_for_both_choices_and_refused_by_the_student():
+def test_the_sample_count_must_split_into_chunks_and_leave_samples_on_both_sides_of_the_holdout():
     with pytest.raises(ValueError, match="multiple of chunk"):
-        RelabelConfig(chunk=300)  # None is 1000 or 2000: neither splits into chunks of 300
-    assert RelabelConfig(chunk=500).num_samples is None
-    with pytest.raises(ValueError, match="resolve the config first"):
-        RelabelConfig().train_count
+        RelabelConfig(chunk=300)  # 4000 does not split into chunks of 300
+    with pytest.raises(ValueError, match="both must be at least 1"):
+        RelabelConfig(num_samples=100, chunk=100, holdout=0.0)
 
 
 def test_magnitude_attribution_on_a_non_square_image():

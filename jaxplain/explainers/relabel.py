@@ -4,8 +4,8 @@ For each image ``x`` explained for class ``c``:
 
 1. **Neighbourhood** (:func:`synthesise`). Encode ``x`` with a VAE (at the VAE's square resolution)
    to ``mu`` and draw latents ``z = mu + s * eps`` (``eps ~ N(0, I)``, ``num_samples`` of them, paper:
-   1000; ``None``, the default, is 1000, or 2000 when the student reads the image at its own resolution,
-   :func:`num_samples_for`). Decoding gives the synthetic images. With ``neighbourhood="decoded"`` the
+   1000; default 4000, RISE's query count, which won on both development splits: results/README.md).
+   Decoding gives the synthetic images. With ``neighbourhood="decoded"`` the
    teacher sees the decoded image itself (resized to the input), as in the paper; with ``"residual"`` it sees
    ``x + up(D(z) - D(mu))``: the VAE's semantic change added to the full-resolution photo, so the
    neighbourhood is centred on ``x`` itself even where the VAE cannot reproduce its detail. With
@@ -58,10 +58,7 @@ For each image ``x`` explained for class ``c``:
    :func:`student_resolution_for`) is the image's own resolution for the change map of a VAE that decodes
    at it (CIFAR-10: 32 px, +0.076 ± 0.017 over 16 px on its development split), and 16 px otherwise: the
    scale of the smallest change the 64 px VAE's 4x4 latent grid makes in a 224 px photo, where finer
-   students fit noise with ~1000 samples. A student at the image's own resolution has four times the
-   weights of a 16 px one on CIFAR-10 (3072), and twice the samples served it (+0.023 ± 0.010 on the
-   development split; on ImageNet's 16 px student 2000 samples were level, +0.005 ± 0.008), so
-   ``num_samples=None`` doubles them there. :func:`resolve` makes ``"auto"`` and the ``None`` defaults concrete.
+   students fit noise with ~1000 samples. :func:`resolve` makes ``"auto"`` and the ``None`` default concrete.
 
 :func:`explain_image` composes the steps for one image; the explainer maps it over a batch
 (``lax.map``), ``scan``s over sample chunks of ``chunk`` and probes one scale at a time (peak memory:
@@ -86,13 +83,11 @@ SHIFTED, SAME = 0, 1
 ATTRIBUTIONS = ("auto", "input", "magnitude", "margin", "change")
 NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
-SAMPLES = 1000  # num_samples=None: this many, or FULL_GRID_SAMPLES for a student at the image's own resolution
-FULL_GRID_SAMPLES = 2000
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
 
 __all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanced_accuracy", "choose_probe",
            "default_vae_name", "explain_image", "fit_student", "image_sampler", "neighbourhood_for",
-           "num_samples_for", "probe_settings", "relabel", "relabel_samples", "resolve", "student_features",
+           "probe_settings", "relabel", "relabel_samples", "resolve", "student_features",
            "student_grid", "student_resolution_for", "synthesise"]
 
 
@@ -100,7 +95,7 @@ __all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanc
 class RelabelConfig:
     """Every setting of re-label distillation (see the module docstring for what each one does)."""
 
-    num_samples: int | None = None
+    num_samples: int = 4000
     noise_scale: float = 1.0
     adapt_noise: bool = True
     probe_samples: int = 24
@@ -122,7 +117,7 @@ class RelabelConfig:
     student_optimiser: str = "momentum"
 
     def __post_init__(self):
-        samples = SAMPLES if self.num_samples is None else self.num_samples  # None's choices are multiples of it
+        samples = self.num_samples
         if samples % self.chunk:
             raise ValueError(f"num_samples ({samples}) must be a multiple of chunk ({self.chunk})")
         if self.neighbourhood not in NEIGHBOURHOODS:
@@ -151,8 +146,6 @@ class RelabelConfig:
     @property
     def train_count(self) -> int:
         """Samples the student trains on; the rest measure its fidelity."""
-        if self.num_samples is None:
-            raise ValueError("num_samples None depends on the student grid: resolve the config first")
         return train_count(self.num_samples, self.holdout)
 
 
@@ -317,22 +310,12 @@ def student_resolution_for(config: RelabelConfig, attribution: str, vae_resoluti
     return min(height, width) if native and attribution == "change" else 16
 
 
-def num_samples_for(config: RelabelConfig, student_resolution: int, height: int, width: int) -> int:
-    """The sample count ``config.num_samples`` names; ``None`` is ``SAMPLES`` (1000), or ``FULL_GRID_SAMPLES``
-    (2000) when the student grid is the image's own resolution: four times the weights of a 16 px grid on
-    CIFAR-10, where twice the samples won on the development split."""
-    if config.num_samples is not None:
-        return config.num_samples
-    return FULL_GRID_SAMPLES if student_resolution >= min(height, width) else SAMPLES
-
-
 def resolve(config: RelabelConfig, vae_resolution: int, height: int, width: int) -> RelabelConfig:
     """``config`` with its VAE- and image-dependent defaults (``attribution="auto"``,
-    ``student_resolution=None``, ``num_samples=None``) made concrete for an image of ``height`` x ``width``."""
+    ``student_resolution=None``) made concrete for an image of ``height`` x ``width``."""
     attribution = attribution_for(config, vae_resolution, height, width)
     resolution = student_resolution_for(config, attribution, vae_resolution, height, width)
-    return dataclasses.replace(config, attribution=attribution, student_resolution=resolution,
-                               num_samples=num_samples_for(config, resolution, height, width))
+    return dataclasses.replace(config, attribution=attribution, student_resolution=resolution)
 
 
 def attribute(config: RelabelConfig, weights, image, features, same, zero_pixel):
@@ -423,7 +406,7 @@ def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHan
 
 
 def relabel(
-    num_samples: int | None = None,
+    num_samples: int = 4000,
     noise_scale: float = 1.0,
     adapt_noise: bool = True,
     probe_samples: int = 24,
