@@ -101,8 +101,7 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
     if total == 0:
         raise UsageError(f"{config.data} has no images")
     key = jax.random.key(config.seed)
-    states = {m: runner.initial_state(e, model, jax.random.fold_in(key, -1 % 2**31), None)
-              for m, e in explainers.items()}
+    states = runner.initial_states(explainers, model, config.seed)
     identity = config.identity(model.name, resolved_settings(explainers, states, model.input_shape))
     claim_output_folder(out, identity, "a job", name=JOB,
                         defaults={"defaults": identity["defaults"], "resolved": identity["resolved"]})

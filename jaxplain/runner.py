@@ -86,6 +86,13 @@ def initial_state(explainer: Explainer, model: Model, key, sample) -> State:
     return _STATES[cache_key][1]
 
 
+def initial_states(explainers: dict[str, Explainer], model: Model, seed: int) -> dict[str, State]:
+    """Each explainer's initial state for ``model`` from a run's ``seed`` (the key every run derives the same way),
+    as :func:`initial_state` caches them: what ``jaxplain evaluate`` and ``jaxplain job`` explain with."""
+    key = jax.random.fold_in(jax.random.key(seed), -1 % 2**31)
+    return {label: initial_state(explainer, model, key, None) for label, explainer in explainers.items()}
+
+
 def make_explainer(method: str | Explainer, model: Model, **hyperparameters) -> Explainer:
     """Looks ``method`` up in the registry and checks the model can serve it."""
     explainer = method if isinstance(method, Explainer) else cached_explainer(method, **hyperparameters)

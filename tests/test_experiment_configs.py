@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jaxplain import zoo
+from jaxplain import runner, zoo
 from jaxplain.errors import UsageError
-from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder, explainer_states
+from jaxplain.evaluation.harness import CONFIG, GRID_METRICS, claim_evaluation_folder
 from jaxplain.evaluation.job_file import JOB_OPTIONS, evaluation_config, read_job_file
 from jaxplain.explainers import get, resolved_settings
 
@@ -36,7 +36,7 @@ def claim(job, out):
     config = config.resolved(grid=any(m in GRID_METRICS for m in config.metrics or ()))
     model = teacher(job["options"].get("model", "efficientnet_lite0"))  # the CLI's default
     explainers = {label: get(config.aliases.get(label, label), **settings) for label, settings in config.methods.items()}
-    states = explainer_states(explainers, model, config.seed)
+    states = runner.initial_states(explainers, model, config.seed)
     claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
 
 

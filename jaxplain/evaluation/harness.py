@@ -114,12 +114,6 @@ _IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", 
                       "dtype": "float32", "iou_threshold": IOU_THRESHOLD}
 
 
-def explainer_states(explainers: dict, model: Model, seed: int) -> dict:
-    """Each explainer's initial state (learned parts loaded) for ``model``, from the run's seed."""
-    key = jax.random.fold_in(jax.random.key(seed), -1 % 2**31)
-    return {label: explainer.init(key, model, None) for label, explainer in explainers.items()}
-
-
 def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str, resolved: dict) -> None:
     """Records a new run's identity in ``out/config.json``, or checks that a resumed one matches it (raises
     :class:`UsageError` naming what differs). ``config`` must be :meth:`EvaluationConfig.resolved`;
@@ -224,7 +218,7 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
     n = len(source) if config.limit is None else min(config.limit, len(source))
     if n == 0:
         raise UsageError(f"--data {config.data} holds no images")
-    states = explainer_states(explainers, explaining, config.seed)
+    states = runner.initial_states(explainers, explaining, config.seed)
     check_output_folder(out)
     claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
     (out / "examples").mkdir(exist_ok=True)
