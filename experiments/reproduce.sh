@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -116,6 +116,11 @@ for stage in "$@"; do
       done
       $PYTHON experiments/paired.py results/cifar10_dax_dev_training results/cifar10_dax_dev_objective \
         results/cifar10_dax_dev_colour --against dax ;;
+    dax-imagenet-dev)
+      # DAX at the reference's scale (quickshift, 128 px networks) on ImageNet development images, trained and not
+      dev_split
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_dax_dev.toml
+      $PYTHON experiments/paired.py results/imagenet_dax_dev --against dax ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
       $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
