@@ -132,7 +132,7 @@ class RelabelConfig:
                              "nothing to fit; make at least one positive")
         if self.student_optimiser not in OPTIMISERS:
             raise ValueError(f"student_optimiser must be one of {tuple(OPTIMISERS)}, not {self.student_optimiser!r}")
-        train = train_count(samples, self.holdout)
+        train = self.train_count
         if not 1 <= train < samples:
             raise ValueError(f"holdout {self.holdout} of {samples} samples leaves {train} to train on and "
                              f"{samples - train} to check the student; both must be at least 1")
@@ -146,12 +146,7 @@ class RelabelConfig:
     @property
     def train_count(self) -> int:
         """Samples the student trains on; the rest measure its fidelity."""
-        return train_count(self.num_samples, self.holdout)
-
-
-def train_count(num_samples: int, holdout: float) -> int:
-    """Of ``num_samples``, how many the student trains on when ``holdout`` of them check it."""
-    return int(round(num_samples * (1.0 - holdout)))
+        return int(round(self.num_samples * (1.0 - self.holdout)))
 
 
 def default_vae_name(model) -> str:
