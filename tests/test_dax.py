@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from jaxplain import runner
+from jaxplain.errors import UsageError
 from jaxplain.explainers.dax import (colour_augmented, grid_segments, hsv_scaled, locality_weights, perturb,
-                                    random_switches, segment_means, segmentation_for)
+                                    random_switches, segment_means, segmentation_for, student_views)
 from jaxplain.explainers.lime import host_superpixels
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
 
@@ -65,6 +66,17 @@ def test_perturbations_and_their_locality_weights():
     x, fill = jnp.ones((2, 2, 1)), jnp.zeros((2, 2, 1))
     out = perturb(x, fill, jnp.array([[0, 1], [2, 3]]), half)
     np.testing.assert_array_equal(out[0, ..., 0], [[1, 1], [0, 0]])
+
+
+def test_the_student_sees_the_kept_input_and_its_complement_with_the_chosen_fill():
+    inputs = jnp.full((1, 2, 2, 1), 10.0)
+    mask = jnp.array([[1.0, 0.25], [0.0, 1.0]])[None, ..., None]
+    kept, removed = student_views(inputs, mask)  # the reference: x * m and x * (1 - m)
+    np.testing.assert_allclose(kept[0, ..., 0], [[10, 2.5], [0, 10]])
+    np.testing.assert_allclose(removed[0, ..., 0], [[0, 7.5], [10, 0]])
+    kept, removed = student_views(inputs, mask, jnp.full((2, 2, 1), 2.0))  # removed pixels show the fill
+    np.testing.assert_allclose(kept[0, ..., 0], [[10, 4.0], [2, 10]])
+    np.testing.assert_allclose(removed[0, ..., 0], [[2, 8.0], [10, 2]])
 
 
 def test_hsv_coordinates_agree_with_matplotlib_and_are_scaled_by_their_largest():
@@ -138,8 +150,11 @@ def test_dax_needs_no_gradient_of_the_teacher(region):
     maps = runner.explain(opaque, "dax", image, [0], key=0, **SMALL)  # ... and DAX still explains it
     np.testing.assert_allclose(maps, runner.explain(region_model(region), "dax", image, [0], key=0, **SMALL),
                                atol=1e-5)
-    coloured = runner.explain(opaque, "dax", image, [0], key=0, **SMALL, colour_augmentation=True)
-    assert np.isfinite(coloured).all() and not np.allclose(coloured, maps)
+    for setting in ({"colour_augmentation": True}, {"masked_fill": "segment_mean"}):
+        other = runner.explain(opaque, "dax", image, [0], key=0, **SMALL, **setting)
+        assert np.isfinite(other).all() and not np.allclose(other, maps), setting
+    with pytest.raises(UsageError, match="masked_fill"):
+        runner.explain(opaque, "dax", image, [0], key=0, **SMALL, masked_fill="noise")
 
 
 @pytest.mark.parametrize("channels, features, kernel", [(3, 32, 7), (32, 1, 7), (2, 3, 3)])

@@ -30,7 +30,9 @@ Differences: the reference trains 9 epochs, but only the masks of epochs 0-5 ent
 training stops after the last recorded mask; it holds out 10 % of the samples for a validation loss
 that never enters the map, so all samples train here; its colour augmentation (part of each batch, and
 the intact input whose masks make the map, fed to the networks in HSV coordinates) is a setting,
-``colour_augmentation`` (:func:`colour_augmented`), off by default. Teacher queries run image after image in
+``colour_augmentation`` (:func:`colour_augmented`), off by default. Where the mask removes, the
+student sees black as in the reference, or with ``masked_fill="segment_mean"`` the perturbations' own fill
+(:func:`student_views`). Teacher queries run image after image in
 chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs); the training runs ``images_per_step``
 images at a time (``vmap``), each with a 25 M-parameter student at the default resolution.
 """
@@ -48,6 +50,8 @@ from jaxplain.imageops import minmax
 from jaxplain.nets.dax import MaskNet, StudentNet, init_networks
 
 SEGMENTATIONS = ("auto", "quickshift", "slic", "grid")
+# what the student sees where the mask removes: black (the reference: x * m), or the perturbations' fill
+MASKED_FILLS = ("zero", "segment_mean")
 # quickshift at the reference's settings is made for ImageNet-size photos: on the first six imagenet-dev images
 # resized it finds about 33 segments at 224 px, 13 at 128, 7 at 96, 3 at 64 and one at 32 (so on CIFAR-10 every
 # perturbation switched the whole image on or off); SLIC with n_segments=50 finds about 30 at 32 px
@@ -98,13 +102,21 @@ def perturb(x: jax.Array, fill: jax.Array, segments: jax.Array, switches: jax.Ar
     return jnp.where(keep, x[None], fill[None])
 
 
+def student_views(inputs: jax.Array, mask: jax.Array, fill: jax.Array | float = 0.0) -> tuple[jax.Array, jax.Array]:
+    """What the student sees: the kept input (``inputs`` where the mask is 1, ``fill`` where it is 0) and its
+    complement (the other way round). With ``fill = 0`` these are the reference's ``x * m`` and ``x * (1 - m)``."""
+    return inputs * mask + fill * (1.0 - mask), inputs * (1.0 - mask) + fill * mask
+
+
 def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inputs, targets, weights, key,
-             complement: str = "joint"):
+             complement: str = "joint", fill: jax.Array | float = 0.0):
     """The DAX objective on one batch; returns ``(loss, new batch statistics)``.
 
     ``complement="joint"`` (the reference) trains the student on both terms; ``"mask"`` lets the
     complement term train only the mask network (the student is held fixed in it), so the student
-    cannot learn to anti-predict the teacher from what the mask leaves out.
+    cannot learn to anti-predict the teacher from what the mask leaves out. Where the mask removes, the
+    student sees ``fill``: 0 in the reference (``x * m`` and ``x * (1 - m)``), or the perturbations' own
+    fill, so that the kept and the complementary inputs are alike in brightness.
     """
     mask = mask_net.apply(variables["mask"], inputs)
 
@@ -114,9 +126,10 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
         return out, updates["batch_stats"]
 
     kept_key, removed_key = jax.random.split(key)
-    kept, batch_stats = student_pass(inputs * mask, batch_stats, kept_key, variables["student"])
+    kept_input, removed_input = student_views(inputs, mask, fill)
+    kept, batch_stats = student_pass(kept_input, batch_stats, kept_key, variables["student"])
     fixed = variables["student"] if complement == "joint" else jax.lax.stop_gradient(variables["student"])
-    removed, batch_stats = student_pass(inputs * (1.0 - mask), batch_stats, removed_key, fixed)
+    removed, batch_stats = student_pass(removed_input, batch_stats, removed_key, fixed)
     loss = jnp.mean(weights * (kept - targets) ** 2) - jnp.mean(weights * (removed - targets) ** 2)
     return loss, batch_stats
 
@@ -195,11 +208,14 @@ def dax(
     chunk: int = 100,
     images_per_step: int = 4,
     complement: str = "joint",
+    masked_fill: str = "zero",
     colour_augmentation: bool = False,
 ) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
     if complement not in ("joint", "mask"):
         raise ValueError(f"complement must be 'joint' (the reference) or 'mask', not {complement!r}")
+    if masked_fill not in MASKED_FILLS:
+        raise ValueError(f"masked_fill must be one of {MASKED_FILLS}, not {masked_fill!r}")
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, not {segmentation!r}")
     if num_samples % chunk:
@@ -251,6 +267,7 @@ def dax(
         # what the recorded masks see: the reference records the intact input as its first batch shows it
         recorded_view = hsv_scaled(x_small[None] / input_scale)[0] * input_scale if augment else x_small
         fill_small = small(segment_means(x, segments, max_segments))
+        student_fill = fill_small if masked_fill == "segment_mean" else 0.0
         segments_small = jax.image.resize(segments, (side, side), "nearest")
         present = jnp.zeros(max_segments, bool).at[segments].set(True)
         weights = locality_weights(switches, present)
@@ -271,7 +288,7 @@ def dax(
                                           input_scale)
             grad_fn = jax.grad(dax_loss, has_aux=True)
             grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
-                                         jax.random.fold_in(dropout_key, index), complement)
+                                         jax.random.fold_in(dropout_key, index), complement, student_fill)
             updates, opt_state = optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
 
