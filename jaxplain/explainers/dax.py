@@ -39,6 +39,8 @@ images at a time (``vmap``), each with a 25 M-parameter student at the default r
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -188,6 +190,149 @@ def network_geometry(size: tuple[int, int], pool: int, resolution: int | None, b
     return side, border if border is not None else round(7 * side / 128)
 
 
+@dataclasses.dataclass(frozen=True)
+class DaxConfig:
+    """Every setting of DAX (see the module docstring for what each one does)."""
+
+    num_samples: int = 3000
+    segmentation: str = "auto"
+    max_segments: int = 256
+    n_segments: int = 50
+    patch: int = 8
+    resolution: int | None = None
+    input_scale: float = 255.0
+    mask_features: int = 32
+    mask_kernel: int = 7
+    pool: int = 8
+    hidden: int = 512
+    dropout: float = 0.1
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    averaged_epochs: int = 6
+    border: int | None = None
+    chunk: int = 100
+    images_per_step: int = 4
+    complement: str = "joint"
+    masked_fill: str = "zero"
+    colour_augmentation: bool = False
+
+    def __post_init__(self):
+        if self.complement not in ("joint", "mask"):
+            raise ValueError(f"complement must be 'joint' (the reference) or 'mask', not {self.complement!r}")
+        if self.masked_fill not in MASKED_FILLS:
+            raise ValueError(f"masked_fill must be one of {MASKED_FILLS}, not {self.masked_fill!r}")
+        if self.segmentation not in SEGMENTATIONS:
+            raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, not {self.segmentation!r}")
+        if self.num_samples % self.chunk:
+            raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
+        if self.resolution is not None and self.resolution % self.pool:
+            raise ValueError(f"resolution ({self.resolution}) must be a multiple of pool ({self.pool})")
+        if self.averaged_epochs < 1:
+            raise ValueError(f"averaged_epochs must be at least 1; got {self.averaged_epochs}")
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{self.num_samples} samples fill no batch of {self.batch_size}")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_samples // self.batch_size
+
+    @property
+    def mask_net(self) -> MaskNet:
+        return MaskNet(self.mask_features, self.mask_kernel, self.pool)
+
+    @property
+    def student(self) -> StudentNet:
+        return StudentNet(self.hidden, self.dropout)
+
+    @property
+    def optimiser(self) -> optax.GradientTransformation:
+        return optax.sgd(self.learning_rate, momentum=0.9, nesterov=True)
+
+    def geometry(self, size: tuple[int, int]) -> tuple[int, int]:
+        """``(side, border)`` of the networks' input and of the map's zeroed edge for an input of ``size``."""
+        return network_geometry(size, self.pool, self.resolution, self.border)
+
+
+def segments_of(config: DaxConfig, inputs: jax.Array) -> jax.Array:
+    """Segment labels ``[B, H, W]`` of a batch (a grid, or superpixels through a host callback)."""
+    height, width, channels = inputs.shape[1:]
+    method = segmentation_for(config.segmentation, height, width, channels)
+    if method == "grid":
+        segments = grid_segments(height, width, config.patch)
+        if segments.max() >= config.max_segments:
+            raise ValueError(f"a {height}x{width} input has {segments.max() + 1} patches of {config.patch} px; "
+                             f"raise max_segments or patch")
+        return jnp.broadcast_to(jnp.asarray(segments), inputs.shape[:3])
+    return superpixels(inputs, method, config.max_segments, config.n_segments)
+
+
+def query_teacher(config: DaxConfig, model, params, x, label, segments, key) -> tuple[jax.Array, jax.Array]:
+    """Patterns ``[N, S]`` and the teacher's probability of ``label`` on each perturbed input ``[N]``: the
+    only use DAX makes of the teacher."""
+    fill = segment_means(x, segments, config.max_segments)
+    switches = random_switches(key, config.num_samples, config.max_segments)
+
+    def probabilities(chunk_switches):
+        return model.probabilities(params, perturb(x, fill, segments, chunk_switches))[:, label]
+
+    targets = jax.lax.map(probabilities, switches.reshape(-1, config.chunk, config.max_segments)).reshape(-1)
+    return switches, targets
+
+
+def train_networks(config: DaxConfig, x, segments, switches, targets, key):
+    """Trains the mask and student networks on one input's samples.
+
+    Returns the final ``(params, batch_stats)`` and the ``averaged_epochs`` recorded masks ``[E, r, r]``
+    (the first before any step, then one after each epoch)."""
+    mask_net, student, optimiser = config.mask_net, config.student, config.optimiser
+    side, edge = config.geometry(x.shape[:2])
+    small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * config.input_scale
+    x_small = small(x)
+    augment = config.colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left alone
+    # what the recorded masks see: the reference records the intact input as its first batch shows it
+    recorded_view = hsv_scaled(x_small[None] / config.input_scale)[0] * config.input_scale if augment else x_small
+    fill_small = small(segment_means(x, segments, config.max_segments))
+    student_fill = fill_small if config.masked_fill == "segment_mean" else 0.0
+    segments_small = jax.image.resize(segments, (side, side), "nearest")
+    present = jnp.zeros(config.max_segments, bool).at[segments].set(True)
+    weights = locality_weights(switches, present)
+    init_key, dropout_key = jax.random.split(key)
+    colour_key = jax.random.fold_in(init_key, 1)
+    variables = init_networks(init_key, mask_net, student, x_small[None])
+    params = {"mask": variables["mask"], "student": variables["student"]["params"]}
+    steps, count = config.steps_per_epoch, config.steps_per_epoch * config.batch_size
+    batches = lambda a: a[:count].reshape(steps, config.batch_size, *a.shape[1:])
+    data = (batches(switches), batches(targets), batches(weights))
+
+    def step(carry, batch):
+        params, batch_stats, opt_state, index = carry
+        batch_switches, batch_targets, batch_weights = batch
+        inputs = perturb(x_small, fill_small, segments_small, batch_switches)
+        if augment:
+            inputs = colour_augmented(inputs, index % steps, jax.random.fold_in(colour_key, index), config.input_scale)
+        grad_fn = jax.grad(dax_loss, has_aux=True)
+        grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
+                                     jax.random.fold_in(dropout_key, index), config.complement, student_fill)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
+
+    def epoch(carry, _):
+        carry, _ = jax.lax.scan(step, carry, data)
+        return carry, recorded_map(mask_net, carry[0]["mask"], recorded_view, config.pool, edge)
+
+    first = recorded_map(mask_net, params["mask"], recorded_view, config.pool, edge)
+    carry = (params, variables["student"]["batch_stats"], optimiser.init(params), 0)
+    (params, batch_stats, _, _), later = jax.lax.scan(epoch, carry, None, length=config.averaged_epochs - 1)
+    return (params, batch_stats), jnp.concatenate([first[None], later])
+
+
+def dax_map(config: DaxConfig, x, segments, switches, targets, key) -> jax.Array:
+    """The map ``[H, W]`` of one input: the min-max normalised mean of its recorded masks, resized to the input."""
+    _, masks = train_networks(config, x, segments, switches, targets, key)
+    mean = minmax(masks.sum(0) / config.averaged_epochs)
+    return jax.image.resize(mean, x.shape[:2], method="bilinear")
+
+
 def dax(
     num_samples: int = 3000,
     segmentation: str = "auto",
@@ -212,108 +357,25 @@ def dax(
     colour_augmentation: bool = False,
 ) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
-    if complement not in ("joint", "mask"):
-        raise ValueError(f"complement must be 'joint' (the reference) or 'mask', not {complement!r}")
-    if masked_fill not in MASKED_FILLS:
-        raise ValueError(f"masked_fill must be one of {MASKED_FILLS}, not {masked_fill!r}")
-    if segmentation not in SEGMENTATIONS:
-        raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, not {segmentation!r}")
-    if num_samples % chunk:
-        raise ValueError(f"num_samples ({num_samples}) must be a multiple of chunk ({chunk})")
-    if resolution is not None and resolution % pool:
-        raise ValueError(f"resolution ({resolution}) must be a multiple of pool ({pool})")
-    if averaged_epochs < 1:
-        raise ValueError(f"averaged_epochs must be at least 1; got {averaged_epochs}")
-    steps_per_epoch = num_samples // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"{num_samples} samples fill no batch of {batch_size}")
-    mask_net = MaskNet(mask_features, mask_kernel, pool)
-    student = StudentNet(hidden, dropout)
-    optimiser = optax.sgd(learning_rate, momentum=0.9, nesterov=True)
-
-    def segments_of(inputs):
-        height, width, channels = inputs.shape[1:]
-        method = segmentation_for(segmentation, height, width, channels)
-        if method == "grid":
-            segments = grid_segments(height, width, patch)
-            if segments.max() >= max_segments:
-                raise ValueError(f"a {height}x{width} input has {segments.max() + 1} patches of {patch} px; "
-                                 f"raise max_segments or patch")
-            return jnp.broadcast_to(jnp.asarray(segments), inputs.shape[:3])
-        return superpixels(inputs, method, max_segments, n_segments)
+    config = DaxConfig(**locals())  # every argument is a setting
 
     def prepare(images):
         """Superpixels on the host (grids need none: they are computed in the compiled program)."""
         method = segmentation_for(segmentation, *images.shape[1:])
         return {} if method == "grid" else {"segments": host_superpixels(images, method, max_segments, n_segments)}
 
-    def query(state, params, x, label, segments, key):
-        """Patterns ``[N, S]`` and the teacher's probability of ``label`` on each perturbed input ``[N]``."""
-        fill = segment_means(x, segments, max_segments)
-        switches = random_switches(key, num_samples, max_segments)
-
-        def probabilities(chunk_switches):
-            return state.model.probabilities(params, perturb(x, fill, segments, chunk_switches))[:, label]
-
-        targets = jax.lax.map(probabilities, switches.reshape(-1, chunk, max_segments)).reshape(-1)
-        return switches, targets
-
-    def train(x, segments, switches, targets, key):
-        """Trains the mask and student networks on one input's samples; returns the map ``[H, W]``."""
-        side, edge = network_geometry(x.shape[:2], pool, resolution, border)
-        small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * input_scale
-        x_small = small(x)
-        augment = colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left as they are
-        # what the recorded masks see: the reference records the intact input as its first batch shows it
-        recorded_view = hsv_scaled(x_small[None] / input_scale)[0] * input_scale if augment else x_small
-        fill_small = small(segment_means(x, segments, max_segments))
-        student_fill = fill_small if masked_fill == "segment_mean" else 0.0
-        segments_small = jax.image.resize(segments, (side, side), "nearest")
-        present = jnp.zeros(max_segments, bool).at[segments].set(True)
-        weights = locality_weights(switches, present)
-        init_key, dropout_key = jax.random.split(key)
-        colour_key = jax.random.fold_in(init_key, 1)
-        variables = init_networks(init_key, mask_net, student, x_small[None])
-        params = {"mask": variables["mask"], "student": variables["student"]["params"]}
-        count = steps_per_epoch * batch_size
-        batches = lambda a: a[:count].reshape(steps_per_epoch, batch_size, *a.shape[1:])
-        data = (batches(switches), batches(targets), batches(weights))
-
-        def step(carry, batch):
-            params, batch_stats, opt_state, index = carry
-            batch_switches, batch_targets, batch_weights = batch
-            inputs = perturb(x_small, fill_small, segments_small, batch_switches)
-            if augment:
-                inputs = colour_augmented(inputs, index % steps_per_epoch, jax.random.fold_in(colour_key, index),
-                                          input_scale)
-            grad_fn = jax.grad(dax_loss, has_aux=True)
-            grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
-                                         jax.random.fold_in(dropout_key, index), complement, student_fill)
-            updates, opt_state = optimiser.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
-
-        def epoch(carry, _):
-            carry, _ = jax.lax.scan(step, carry, data)
-            return carry, recorded_map(mask_net, carry[0]["mask"], recorded_view, pool, edge)
-
-        first = recorded_map(mask_net, params["mask"], recorded_view, pool, edge)
-        carry = (params, variables["student"]["batch_stats"], optimiser.init(params), 0)
-        _, later = jax.lax.scan(epoch, carry, None, length=averaged_epochs - 1)
-        mean = minmax((first + later.sum(0)) / averaged_epochs)
-        return jax.image.resize(mean, x.shape[:2], method="bilinear")
-
     def explain(state, params, images, labels, *, key, segments=None):
         keys = per_example_keys(key, images.shape[0])
         query_keys, train_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-        segments = segments_of(images) if segments is None else segments
-        switches, targets = map_images(lambda *example: query(state, params, *example), images, labels, segments,
-                                       query_keys)
-        trained = lambda example: train(*example)
+        segments = segments_of(config, images) if segments is None else segments
+        query = lambda *example: query_teacher(config, state.model, params, *example)
+        switches, targets = map_images(query, images, labels, segments, query_keys)
+        trained = lambda example: dax_map(config, *example)
         return jax.lax.map(trained, (images, segments, switches, targets, train_keys), batch_size=images_per_step)
 
     def resolved(state, input_shape):
         del state
-        side, edge = network_geometry(input_shape[:2], pool, resolution, border)
+        side, edge = config.geometry(input_shape[:2])
         return {"segmentation": segmentation_for(segmentation, *input_shape), "resolution": side, "border": edge}
 
     return stateless("dax", explain, prepare=prepare, resolved=resolved)
