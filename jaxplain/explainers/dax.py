@@ -279,21 +279,27 @@ def query_teacher(config: DaxConfig, model, params, x, label, segments, key) -> 
     return switches, targets
 
 
+def network_inputs(config: DaxConfig, x, segments):
+    """The input as the networks see it: ``(x, perturbation fill, segments)`` at their side and scale, and the
+    fill the student sees where the mask removes (0 in the reference)."""
+    side = config.geometry(x.shape[:2])[0]
+    small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * config.input_scale
+    fill_small = small(segment_means(x, segments, config.max_segments))
+    student_fill = fill_small if config.masked_fill == "segment_mean" else 0.0
+    return small(x), fill_small, jax.image.resize(segments, (side, side), "nearest"), student_fill
+
+
 def train_networks(config: DaxConfig, x, segments, switches, targets, key):
     """Trains the mask and student networks on one input's samples.
 
     Returns the final ``(params, batch_stats)`` and the ``averaged_epochs`` recorded masks ``[E, r, r]``
     (the first before any step, then one after each epoch)."""
     mask_net, student, optimiser = config.mask_net, config.student, config.optimiser
-    side, edge = config.geometry(x.shape[:2])
-    small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * config.input_scale
-    x_small = small(x)
+    edge = config.geometry(x.shape[:2])[1]
+    x_small, fill_small, segments_small, student_fill = network_inputs(config, x, segments)
     augment = config.colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left alone
     # what the recorded masks see: the reference records the intact input as its first batch shows it
     recorded_view = hsv_scaled(x_small[None] / config.input_scale)[0] * config.input_scale if augment else x_small
-    fill_small = small(segment_means(x, segments, config.max_segments))
-    student_fill = fill_small if config.masked_fill == "segment_mean" else 0.0
-    segments_small = jax.image.resize(segments, (side, side), "nearest")
     present = jnp.zeros(config.max_segments, bool).at[segments].set(True)
     weights = locality_weights(switches, present)
     init_key, dropout_key = jax.random.split(key)
