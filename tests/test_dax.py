@@ -7,8 +7,9 @@ import pytest
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
-from jaxplain.explainers.dax import (colour_augmented, grid_segments, hsv_scaled, locality_weights, perturb,
-                                    random_switches, segment_means, segmentation_for, student_views)
+from jaxplain.explainers.dax import (colour_augmented, dax_loss, grid_segments, hsv_scaled, locality_weights,
+                                    perturb, random_switches, segment_means, segmentation_for, student_views)
+from jaxplain.nets.dax import MaskNet, StudentNet, init_networks
 from jaxplain.explainers.lime import host_superpixels
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
 
@@ -77,6 +78,36 @@ def test_the_student_sees_the_kept_input_and_its_complement_with_the_chosen_fill
     kept, removed = student_views(inputs, mask, jnp.full((2, 2, 1), 2.0))  # removed pixels show the fill
     np.testing.assert_allclose(kept[0, ..., 0], [[10, 4.0], [2, 10]])
     np.testing.assert_allclose(removed[0, ..., 0], [[2, 8.0], [10, 2]])
+
+
+@pytest.mark.parametrize("complement", ["joint", "mask", "adversarial"])
+def test_each_objective_sends_each_network_the_gradient_it_names(complement):
+    """By hand from the two errors: the student descends ``e_k - e_c`` (joint), ``e_k`` (mask) or ``e_k + e_c``
+    (adversarial); the mask descends ``e_k - e_c`` plus the area weight times its mean, whatever the student does."""
+    mask_net, student = MaskNet(features=3, kernel=3, pool=2), StudentNet(hidden=4, dropout=0.1)
+    inputs = jax.random.uniform(jax.random.key(0), (6, 4, 4, 3))
+    targets, weights = jax.random.uniform(jax.random.key(1), (6,)), jax.random.uniform(jax.random.key(2), (6,))
+    variables = init_networks(jax.random.key(3), mask_net, student, inputs[:1])
+    params = {"mask": variables["mask"], "student": variables["student"]["params"]}
+    stats, key, area = variables["student"]["batch_stats"], jax.random.key(4), 0.3
+
+    def errors(params):
+        mask = mask_net.apply(params["mask"], inputs)
+        outputs, state = [], stats
+        for view, pass_key in zip(student_views(inputs, mask), jax.random.split(key)):
+            out, updates = student.apply({"params": params["student"], "batch_stats": state}, view, train=True,
+                                         rngs={"dropout": pass_key}, mutable=["batch_stats"])
+            outputs, state = outputs + [out], updates["batch_stats"]
+        return [jnp.mean(weights * (out - targets) ** 2) for out in outputs] + [jnp.mean(mask)]
+
+    d_kept, d_removed, d_area = (jax.grad(lambda p, i=i: errors(p)[i])(params) for i in range(3))
+    grads, _ = jax.grad(dax_loss, has_aux=True)(params, stats, mask_net, student, inputs, targets, weights, key,
+                                                complement, 0.0, area)
+    close = lambda a, b: jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-7), a, b)
+    close(grads["mask"], jax.tree.map(lambda k, r, a: k - r + area * a, d_kept["mask"], d_removed["mask"],
+                                      d_area["mask"]))
+    student_sign = {"joint": -1.0, "mask": 0.0, "adversarial": 1.0}[complement]
+    close(grads["student"], jax.tree.map(lambda k, r: k + student_sign * r, d_kept["student"], d_removed["student"]))
 
 
 def test_hsv_coordinates_agree_with_matplotlib_and_are_scaled_by_their_largest():

@@ -110,14 +110,35 @@ def student_views(inputs: jax.Array, mask: jax.Array, fill: jax.Array | float = 
     return inputs * mask + fill * (1.0 - mask), inputs * (1.0 - mask) + fill * mask
 
 
+COMPLEMENTS = ("joint", "mask", "adversarial")
+
+
+@jax.custom_vjp
+def reverse_gradient(x: jax.Array) -> jax.Array:
+    """The identity, whose gradient is negated: what follows it is minimised, what precedes it maximised."""
+    return x
+
+
+reverse_gradient.defvjp(lambda x: (x, None), lambda _, g: (-g,))
+
+
 def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inputs, targets, weights, key,
-             complement: str = "joint", fill: jax.Array | float = 0.0):
+             complement: str = "joint", fill: jax.Array | float = 0.0, mask_area: float = 0.0):
     """The DAX objective on one batch; returns ``(loss, new batch statistics)``.
 
-    ``complement="joint"`` (the reference) trains the student on both terms; ``"mask"`` lets the
-    complement term train only the mask network (the student is held fixed in it), so the student
-    cannot learn to anti-predict the teacher from what the mask leaves out. Where the mask removes, the
-    student sees ``fill``: 0 in the reference (``x * m`` and ``x * (1 - m)``), or the perturbations' own
+    With ``e_k`` and ``e_c`` the student's weighted errors on the kept and the complementary input:
+
+    * ``complement="joint"`` (the reference): both networks minimise ``e_k - e_c``. The student is then
+      rewarded for *anti*-predicting the teacher on the complement, which it can only do where the
+      complement still shows the evidence (``experiments/dax_mask_use.py`` measures it).
+    * ``"mask"``: as joint, but the complement term trains only the mask (the student is held fixed in it).
+    * ``"adversarial"``: the student minimises ``e_k + e_c`` (it reads the teacher from both inputs as well as
+      it can) and the mask ``e_k - e_c`` (a gradient reversal on the mask in the complement), so the mask
+      is rewarded for leaving nothing in the complement from which the teacher can be read.
+
+    ``mask_area`` weighs the mask's mean (its area) in the mask's loss: the reference's commented-out area term,
+    without which a mask that keeps everything is as good as one that keeps the evidence. Where the mask removes,
+    the student sees ``fill``: 0 in the reference (``x * m`` and ``x * (1 - m)``), or the perturbations' own
     fill, so that the kept and the complementary inputs are alike in brightness.
     """
     mask = mask_net.apply(variables["mask"], inputs)
@@ -128,12 +149,15 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
         return out, updates["batch_stats"]
 
     kept_key, removed_key = jax.random.split(key)
-    kept_input, removed_input = student_views(inputs, mask, fill)
+    kept_input, _ = student_views(inputs, mask, fill)
+    _, removed_input = student_views(inputs, reverse_gradient(mask) if complement == "adversarial" else mask, fill)
     kept, batch_stats = student_pass(kept_input, batch_stats, kept_key, variables["student"])
-    fixed = variables["student"] if complement == "joint" else jax.lax.stop_gradient(variables["student"])
+    fixed = jax.lax.stop_gradient(variables["student"]) if complement == "mask" else variables["student"]
     removed, batch_stats = student_pass(removed_input, batch_stats, removed_key, fixed)
-    loss = jnp.mean(weights * (kept - targets) ** 2) - jnp.mean(weights * (removed - targets) ** 2)
-    return loss, batch_stats
+    kept_error = jnp.mean(weights * (kept - targets) ** 2)
+    removed_error = jnp.mean(weights * (removed - targets) ** 2)
+    sign = 1.0 if complement == "adversarial" else -1.0  # the reversal turns the mask's + into -
+    return kept_error + sign * removed_error + mask_area * jnp.mean(mask), batch_stats
 
 
 def hsv_scaled(images: jax.Array, selected: jax.Array | None = None) -> jax.Array:
@@ -214,11 +238,15 @@ class DaxConfig:
     images_per_step: int = 4
     complement: str = "joint"
     masked_fill: str = "zero"
+    mask_area: float = 0.0
     colour_augmentation: bool = False
 
     def __post_init__(self):
-        if self.complement not in ("joint", "mask"):
-            raise ValueError(f"complement must be 'joint' (the reference) or 'mask', not {self.complement!r}")
+        if self.complement not in COMPLEMENTS:
+            raise ValueError(f"complement must be one of {COMPLEMENTS} ('joint' is the reference), "
+                             f"not {self.complement!r}")
+        if self.mask_area < 0:
+            raise ValueError(f"mask_area must be at least 0; got {self.mask_area}")
         if self.masked_fill not in MASKED_FILLS:
             raise ValueError(f"masked_fill must be one of {MASKED_FILLS}, not {self.masked_fill!r}")
         if self.segmentation not in SEGMENTATIONS:
@@ -318,7 +346,8 @@ def train_networks(config: DaxConfig, x, segments, switches, targets, key):
             inputs = colour_augmented(inputs, index % steps, jax.random.fold_in(colour_key, index), config.input_scale)
         grad_fn = jax.grad(dax_loss, has_aux=True)
         grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
-                                     jax.random.fold_in(dropout_key, index), config.complement, student_fill)
+                                     jax.random.fold_in(dropout_key, index), config.complement, student_fill,
+                                     config.mask_area)
         updates, opt_state = optimiser.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
 
@@ -360,6 +389,7 @@ def dax(
     images_per_step: int = 4,
     complement: str = "joint",
     masked_fill: str = "zero",
+    mask_area: float = 0.0,
     colour_augmentation: bool = False,
 ) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
