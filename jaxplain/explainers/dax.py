@@ -17,7 +17,8 @@ explained for class ``c``:
    ``mean(w (S(x' M(x')) - p)^2) - mean(w (S(x' (1 - M(x'))) - p)^2)``: the student must reproduce
    the teacher on the masked input and fail on its complement, so the mask must hold the evidence.
    The samples are taken in order, in batches of ``batch_size``, by SGD with Nesterov momentum 0.9
-   at ``learning_rate``.
+   at ``learning_rate``. Besides the reference's objective (``complement="joint"``) two others are settings,
+   ``"mask"`` and ``"adversarial"``, and an area term ``mask_area`` (:func:`dax_loss` says what each does).
 3. **Map.** The mask of the intact input is recorded at the start of each of the first
    ``averaged_epochs`` epochs (the first before any step, as in the reference), max-pooled by ``pool``
    and bilinearly upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map
