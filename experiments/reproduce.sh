@@ -111,11 +111,14 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/cifar10_dax_quickshift results/cifar10_relabel_defaults --against dax_quickshift --limit 48 ;;
     dax-cifar10-dev)
       # DAX's training and objective on CIFAR-10 development images (the second half of the test split)
-      for job in cifar10_dax_dev_pool cifar10_dax_dev_training cifar10_dax_dev_objective cifar10_dax_dev_colour; do
+      for job in cifar10_dax_dev_pool cifar10_dax_dev_training cifar10_dax_dev_objective cifar10_dax_dev_colour \
+          cifar10_dax_dev_fill cifar10_dax_dev_adversarial; do
         $JAXPLAIN evaluate --config "experiments/configs/$job.toml"
       done
       $PYTHON experiments/paired.py results/cifar10_dax_dev_training results/cifar10_dax_dev_objective \
-        results/cifar10_dax_dev_colour --against dax ;;
+        results/cifar10_dax_dev_colour results/cifar10_dax_dev_fill results/cifar10_dax_dev_adversarial --against dax
+      $PYTHON experiments/dax_mask_use.py --limit 8 --setting masked_fill=zero --setting complement=adversarial \
+        --setting masked_fill=segment_mean --out results/cifar10_dax_mask_use ;;
     dax-imagenet-dev)
       # DAX at the reference's scale (quickshift, 128 px networks) on ImageNet development images, trained and not
       dev_split
