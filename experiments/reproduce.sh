@@ -112,11 +112,12 @@ for stage in "$@"; do
     dax-cifar10-dev)
       # DAX's training and objective on CIFAR-10 development images (the second half of the test split)
       for job in cifar10_dax_dev_pool cifar10_dax_dev_training cifar10_dax_dev_objective cifar10_dax_dev_colour \
-          cifar10_dax_dev_fill cifar10_dax_dev_adversarial; do
+          cifar10_dax_dev_fill cifar10_dax_dev_adversarial cifar10_dax_dev_hard; do
         $JAXPLAIN evaluate --config "experiments/configs/$job.toml"
       done
       $PYTHON experiments/paired.py results/cifar10_dax_dev_training results/cifar10_dax_dev_objective \
-        results/cifar10_dax_dev_colour results/cifar10_dax_dev_fill results/cifar10_dax_dev_adversarial --against dax
+        results/cifar10_dax_dev_colour results/cifar10_dax_dev_fill results/cifar10_dax_dev_adversarial \
+        results/cifar10_dax_dev_hard --against dax
       $PYTHON experiments/dax_mask_use.py --limit 8 --setting masked_fill=zero --setting complement=adversarial \
         --setting masked_fill=segment_mean --out results/cifar10_dax_mask_use ;;
     dax-imagenet-dev)

@@ -8,7 +8,8 @@ import pytest
 from jaxplain import runner
 from jaxplain.errors import UsageError
 from jaxplain.explainers.dax import (colour_augmented, dax_loss, grid_segments, hsv_scaled, locality_weights,
-                                    perturb, random_switches, segment_means, segmentation_for, student_views)
+                                    perturb, random_switches, segment_means, segmentation_for, straight_through,
+                                    student_views)
 from jaxplain.nets.dax import MaskNet, StudentNet, init_networks
 from jaxplain.explainers.lime import host_superpixels
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
@@ -108,6 +109,12 @@ def test_each_objective_sends_each_network_the_gradient_it_names(complement):
                                       d_area["mask"]))
     student_sign = {"joint": -1.0, "mask": 0.0, "adversarial": 1.0}[complement]
     close(grads["student"], jax.tree.map(lambda k, r: k + student_sign * r, d_kept["student"], d_removed["student"]))
+
+
+def test_the_hard_mask_is_zero_or_one_with_the_soft_gradient():
+    soft = jnp.array([0.2, 0.5, 0.51, 0.9])
+    np.testing.assert_array_equal(straight_through(soft), [0, 0, 1, 1])
+    np.testing.assert_allclose(jax.grad(lambda m: (straight_through(m) * jnp.arange(4.0)).sum())(soft), [0, 1, 2, 3])
 
 
 def test_hsv_coordinates_agree_with_matplotlib_and_are_scaled_by_their_largest():

@@ -18,7 +18,8 @@ explained for class ``c``:
    the teacher on the masked input and fail on its complement, so the mask must hold the evidence.
    The samples are taken in order, in batches of ``batch_size``, by SGD with Nesterov momentum 0.9
    at ``learning_rate``. Besides the reference's objective (``complement="joint"``) two others are settings,
-   ``"mask"`` and ``"adversarial"``, and an area term ``mask_area`` (:func:`dax_loss` says what each does).
+   ``"mask"`` and ``"adversarial"``, as are an area term ``mask_area`` and a rounded mask ``hard_mask``
+   (:func:`dax_loss` says what each does).
 3. **Map.** The mask of the intact input is recorded at the start of each of the first
    ``averaged_epochs`` epochs (the first before any step, as in the reference), max-pooled by ``pool``
    and bilinearly upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map
@@ -123,8 +124,14 @@ def reverse_gradient(x: jax.Array) -> jax.Array:
 reverse_gradient.defvjp(lambda x: (x, None), lambda _, g: (-g,))
 
 
+def straight_through(mask: jax.Array, threshold: float = 0.5) -> jax.Array:
+    """``mask`` rounded to 0 or 1 at ``threshold``, with the gradient of the soft mask (straight-through)."""
+    return mask + jax.lax.stop_gradient((mask > threshold).astype(mask.dtype) - mask)
+
+
 def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inputs, targets, weights, key,
-             complement: str = "joint", fill: jax.Array | float = 0.0, mask_area: float = 0.0):
+             complement: str = "joint", fill: jax.Array | float = 0.0, mask_area: float = 0.0,
+             hard_mask: bool = False):
     """The DAX objective on one batch; returns ``(loss, new batch statistics)``.
 
     With ``e_k`` and ``e_c`` the student's weighted errors on the kept and the complementary input:
@@ -140,9 +147,11 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     ``mask_area`` weighs the mask's mean (its area) in the mask's loss: the reference's commented-out area term,
     without which a mask that keeps everything is as good as one that keeps the evidence. Where the mask removes,
     the student sees ``fill``: 0 in the reference (``x * m`` and ``x * (1 - m)``), or the perturbations' own
-    fill, so that the kept and the complementary inputs are alike in brightness.
+    fill, so that the kept and the complementary inputs are alike in brightness. With ``hard_mask`` the student
+    sees the mask rounded to 0 or 1 (:func:`straight_through`), so that a removed pixel is gone, not dimmed.
     """
-    mask = mask_net.apply(variables["mask"], inputs)
+    soft = mask_net.apply(variables["mask"], inputs)
+    mask = straight_through(soft) if hard_mask else soft
 
     def student_pass(x, stats, pass_key, params):  # two passes, as the reference: each normalises by its own batch
         out, updates = student.apply({"params": params, "batch_stats": stats}, x, train=True,
@@ -158,7 +167,7 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     kept_error = jnp.mean(weights * (kept - targets) ** 2)
     removed_error = jnp.mean(weights * (removed - targets) ** 2)
     sign = 1.0 if complement == "adversarial" else -1.0  # the reversal turns the mask's + into -
-    return kept_error + sign * removed_error + mask_area * jnp.mean(mask), batch_stats
+    return kept_error + sign * removed_error + mask_area * jnp.mean(soft), batch_stats
 
 
 def hsv_scaled(images: jax.Array, selected: jax.Array | None = None) -> jax.Array:
@@ -240,6 +249,7 @@ class DaxConfig:
     complement: str = "joint"
     masked_fill: str = "zero"
     mask_area: float = 0.0
+    hard_mask: bool = False
     colour_augmentation: bool = False
 
     def __post_init__(self):
@@ -348,7 +358,7 @@ def train_networks(config: DaxConfig, x, segments, switches, targets, key):
         grad_fn = jax.grad(dax_loss, has_aux=True)
         grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
                                      jax.random.fold_in(dropout_key, index), config.complement, student_fill,
-                                     config.mask_area)
+                                     config.mask_area, config.hard_mask)
         updates, opt_state = optimiser.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
 
@@ -391,6 +401,7 @@ def dax(
     complement: str = "joint",
     masked_fill: str = "zero",
     mask_area: float = 0.0,
+    hard_mask: bool = False,
     colour_augmentation: bool = False,
 ) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
