@@ -32,7 +32,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.explainers.dax import (DaxConfig, locality_weights, network_inputs, perturb, query_teacher,
-                                    segments_of, student_views, train_networks)
+                                    segments_of, straight_through, student_views, train_networks)
 
 
 def pearson(a, b):
@@ -55,6 +55,7 @@ def score_image(config: DaxConfig, model: ModelHandle, params, image, label, key
     def outputs(batch_switches):
         inputs = perturb(x_small, fill_small, segments_small, batch_switches)
         mask = config.mask_net.apply(trained["mask"], inputs)
+        mask = straight_through(mask) if config.hard_mask else mask  # as the student saw it in training
         student = lambda view: config.student.apply({"params": trained["student"], "batch_stats": batch_stats}, view,
                                                     train=True, rngs={"dropout": eval_key}, mutable=["batch_stats"])[0]
         return tuple(student(view) for view in student_views(inputs, mask, student_fill))
