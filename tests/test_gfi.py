@@ -28,9 +28,10 @@ def test_relative_feature_loss_by_hand():
     assert float(relative_feature_loss(reference, reference)) == 0.0
 
 
-def colour_model():
+def colour_model(offset: float = 0.0):
     """Class 0 = redness anywhere; features (4x4 average pools) detect redness, greenness and brightness,
-    like the colour-selective channels of a real network's late layer."""
+    like the colour-selective channels of a real network's late layer. ``offset`` lowers class 0's logit
+    (an object the teacher gives little probability, as in a grid of four)."""
 
     def fn(params, x):
         redness = jnp.maximum(x[..., 0] - x[..., 1:].mean(-1), 0.0)
@@ -38,21 +39,41 @@ def colour_model():
         channels = jnp.stack([redness, greenness, x.mean(-1)], axis=-1)
         pooled = channels.reshape(x.shape[0], 4, SIZE // 4, 4, SIZE // 4, 3).mean(axis=(2, 4))
         score = 40.0 * (redness.mean(axis=(1, 2)) - 0.02)
-        return jnp.stack([score, -score], axis=-1), {"pooled": pooled}
+        return jnp.stack([score - offset, -score], axis=-1), {"pooled": pooled}
 
     return from_callable("colour", fn, {}, class_names=["red", "other"], preprocessing=Preprocessing(SIZE, SIZE),
                          normalisation=UNIT_RANGE)
 
 
-def test_the_mask_keeps_the_evidence_and_drops_the_distractor():
+def evidence_and_distractor(model, **settings):
+    """Mean map on a red square (the evidence class 0 reads) and on a green one (a distractor)."""
     image = np.full((1, SIZE, SIZE, 3), 0.5, np.float32)
-    image[0, 2:6, 2:6] = (1.0, 0.0, 0.0)  # red evidence in the quarter the model reads
-    image[0, 10:14, 10:14] = (0.0, 1.0, 0.0)  # green distractor elsewhere
-    saliency = runner.explain(colour_model(), "gfi", image, [0], layer="pooled", blur_sigma=1.0)[0]
-    evidence, distractor = saliency[2:6, 2:6].mean(), saliency[10:14, 10:14].mean()
+    image[0, 2:6, 2:6] = (1.0, 0.0, 0.0)
+    image[0, 10:14, 10:14] = (0.0, 1.0, 0.0)
+    saliency = runner.explain(model, "gfi", image, [0], layer="pooled", blur_sigma=1.0, **settings)[0]
+    return float(saliency[2:6, 2:6].mean()), float(saliency[10:14, 10:14].mean())
+
+
+def test_the_mask_keeps_the_evidence_and_drops_the_distractor():
+    evidence, distractor = evidence_and_distractor(colour_model())
     assert evidence > 0.8 and distractor < 0.3, (evidence, distractor)
+
+
+def test_log_probability_discriminates_a_class_the_teacher_gives_little_probability():
+    """With class 0 at about 1e-4 on the image, the reference's probability term is swamped by the weight
+    penalty, which drives every weight to zero (a constant map); the log-probability term still finds the
+    evidence and drops the distractor."""
+    unlikely = colour_model(offset=12.0)
+    evidence, distractor = evidence_and_distractor(unlikely, class_score="log_probability")
+    assert evidence > 0.8 and distractor < 0.3, (evidence, distractor)
+    assert evidence_and_distractor(unlikely) == (0.0, 0.0)
 
 
 def test_an_unknown_feature_names_the_valid_ones():
     with pytest.raises(UsageError, match="no feature 'nope'; choose one of: pooled"):
         runner.explain(colour_model(), "gfi", np.zeros((1, SIZE, SIZE, 3), np.float32), [0], layer="nope")
+
+
+def test_an_unknown_class_score_is_refused():
+    with pytest.raises(UsageError, match="method .gfi.: class_score must be one of"):
+        runner.explain(colour_model(), "gfi", np.zeros((1, SIZE, SIZE, 3), np.float32), [0], class_score="logit")

@@ -12,8 +12,13 @@ The weights are fitted per image with Adam in two stages, as in the reference co
 1. **Inversion** (the first ``inversion_steps`` steps): the masked input must keep the feature, a
    relative perceptual loss ``||f^l(x m + p (1-m)) - f^l(x)||^2 / ||f^l(x)||^2 + inversion_penalty
    ||w||^2``, so the mask first covers everything the layer encodes.
-2. **Class discrimination** (the rest): ``-p_c(x m + p (1-m)) + suppress_weight p_c(x (1-m) + p m)
-   + target_penalty ||w||^2``: keep the class on the kept region, lose it on the removed one.
+2. **Class discrimination** (the rest): ``-s_c(x m + p (1-m)) + suppress_weight s_c(x (1-m) + p m)
+   + target_penalty ||w||^2``: keep the class on the kept region, lose it on the removed one. The class
+   score ``s_c`` is the softmax probability in the reference (``class_score="probability"``). When the
+   teacher gives the class little probability on the whole image (a 2 x 2 grid of four objects: often
+   under 0.01), that term's gradient is thousands of times smaller than the penalty's, the stage only
+   shrinks the weights and the map is the inversion stage's or collapses to a constant;
+   ``class_score="log_probability"`` uses ``log p_c``, whose gradient does not scale with ``p_c``.
 
 Weights start at ``initial_weight`` and are clamped at zero after each step; the learning rate is
 halved every ``decay_every`` steps. One image is written and ``vmap``ped over the batch (each step is
@@ -31,6 +36,7 @@ from jaxplain.explainers.base import Explainer, per_example_keys, require_featur
 from jaxplain.imageops import blend, gaussian_blur, minmax
 
 BACKGROUNDS = ("blur", "noise")
+CLASS_SCORES = ("probability", "log_probability")
 
 
 def channel_mask(weights: jax.Array, activation: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -56,10 +62,13 @@ def gfi(
     suppress_weight: float = 1.0,
     background: str = "blur",
     blur_sigma: float | None = None,
+    class_score: str = "probability",
 ) -> Explainer:
     """Guided feature inversion on feature ``layer``: ``steps`` Adam steps, the first ``inversion_steps`` inverting."""
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {BACKGROUNDS}, not {background!r}")
+    if class_score not in CLASS_SCORES:
+        raise ValueError(f"class_score must be one of {CLASS_SCORES}, not {class_score!r}")
     if not 0 <= inversion_steps <= steps:
         raise ValueError(f"inversion_steps must lie in 0..steps ({steps}); got {inversion_steps}")
     schedule = optax.exponential_decay(learning_rate, transition_steps=decay_every, decay_rate=0.5, staircase=True)
@@ -85,8 +94,11 @@ def gfi(
         def target_loss(weights):
             mask = channel_mask(weights, activation, (height, width))
             pair = jnp.stack([blend(image, substrate, mask), blend(substrate, image, mask)])  # kept, removed
-            probabilities = state.model.probabilities(params, pair)[:, label]
-            return -probabilities[0] + suppress_weight * probabilities[1] + target_penalty * jnp.sum(weights ** 2)
+            if class_score == "probability":
+                scores = state.model.probabilities(params, pair)[:, label]
+            else:
+                scores = jax.nn.log_softmax(state.model.logits(params, pair).astype(jnp.float32))[:, label]
+            return -scores[0] + suppress_weight * scores[1] + target_penalty * jnp.sum(weights ** 2)
 
         def run(loss, carry, count):
             def step(carry, _):
