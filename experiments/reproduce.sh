@@ -75,16 +75,27 @@ for stage in "$@"; do
       dev_split
       $JAXPLAIN data grids --data runs/imagenet-dev-dev.tsv --out runs/grids-dev --count 64 --seed 0
       $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_stage6=gfi,gfi_stage5=gfi,gradcam \
-        --set gfi_stage6.layer=stage6 --set gfi_stage5.layer=stage5 --data runs/grids-dev --limit 64 \
-        --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-layers
-      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_tuning.toml ;;
+        --set gfi_stage6.layer=stage6 --set gfi_stage5.layer=stage5 --set gfi.class_score=probability \
+        --set gfi_stage6.class_score=probability --set gfi_stage5.class_score=probability --data runs/grids-dev \
+        --limit 64 --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-layers
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_tuning.toml
+      # the class stage's score (stop 26: log-probability became the default), then its penalty and length
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_class_score.toml
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_log_settings.toml
+      $PYTHON experiments/paired.py results/gfi_dev_class_score --metric gridpg --against gfi
+      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_class_score --metric gridpg \
+        --against gfi_log ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
       heldout_split
       $JAXPLAIN data grids --data runs/imagenet-dev-heldout.tsv --out runs/grids-test --count 64 --seed 1
       $JAXPLAIN evaluate --model efficientnet_lite0 --data runs/grids-test --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
-        --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test ;;
+        --set gfi.class_score=probability --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test
+      # GFI at today's default (the log-probability class stage), paired on the same cells
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_gfi_log.toml
+      $PYTHON experiments/paired.py results/imagenet_grids_gfi_log results/imagenet_grids_test --metric gridpg \
+        --against gfi_log ;;
     grids-imagenet-more)
       # every method on the same grids with deletion/insertion and IoU beside GridPG (sized for a GPU)
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_more.toml
@@ -95,7 +106,10 @@ for stage in "$@"; do
         --count 64 --seed 1
       $JAXPLAIN evaluate --model cifar10_resnet_small --data runs/grids-cifar10 --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
-        --batch-size 64 --examples 4 --out results/cifar10_grids_test ;;
+        --set gfi.class_score=probability --batch-size 64 --examples 4 --out results/cifar10_grids_test
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_gfi_log.toml
+      $PYTHON experiments/paired.py results/cifar10_grids_gfi_log results/cifar10_grids_test --metric gridpg \
+        --against gfi_log ;;
     grids-cifar10-more)
       # the same grids for RISE, LIME, Score-CAM, extremal perturbation and re-label distillation
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_more.toml

@@ -15,10 +15,12 @@ The weights are fitted per image with Adam in two stages, as in the reference co
 2. **Class discrimination** (the rest): ``-s_c(x m + p (1-m)) + suppress_weight s_c(x (1-m) + p m)
    + target_penalty ||w||^2``: keep the class on the kept region, lose it on the removed one. The class
    score ``s_c`` is the softmax probability in the reference (``class_score="probability"``). When the
-   teacher gives the class little probability on the whole image (a 2 x 2 grid of four objects: often
-   under 0.01), that term's gradient is thousands of times smaller than the penalty's, the stage only
-   shrinks the weights and the map is the inversion stage's or collapses to a constant;
-   ``class_score="log_probability"`` uses ``log p_c``, whose gradient does not scale with ``p_c``.
+   teacher gives the class little probability on the whole image (in a 2 x 2 grid of four objects, under
+   0.01 for most cells), that term's gradient is thousands of times smaller than the penalty's: the stage
+   only shrinks the weights, and the map stays the inversion stage's (which marks every object the layer
+   encodes) or collapses to a constant. The default, ``class_score="log_probability"``, scores ``log p_c``,
+   whose gradient does not shrink with ``p_c``; it was chosen on development grids (results/README.md).
+   Every other default is the reference's.
 
 Weights start at ``initial_weight`` and are clamped at zero after each step; the learning rate is
 halved every ``decay_every`` steps. One image is written and ``vmap``ped over the batch (each step is
@@ -62,7 +64,7 @@ def gfi(
     suppress_weight: float = 1.0,
     background: str = "blur",
     blur_sigma: float | None = None,
-    class_score: str = "probability",
+    class_score: str = "log_probability",
 ) -> Explainer:
     """Guided feature inversion on feature ``layer``: ``steps`` Adam steps, the first ``inversion_steps`` inverting."""
     if background not in BACKGROUNDS:
