@@ -82,9 +82,10 @@ for stage in "$@"; do
       # the class stage's score (stop 26: log-probability became the default), then its penalty and length
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_class_score.toml
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_log_settings.toml
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_log_layer.toml
       $PYTHON experiments/paired.py results/gfi_dev_class_score --metric gridpg --against gfi
-      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_class_score --metric gridpg \
-        --against gfi_log ;;
+      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_class_score \
+        --metric gridpg --against gfi_log ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
       heldout_split
