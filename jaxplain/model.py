@@ -249,6 +249,11 @@ def probabilities_of(apply_fn: ApplyFn, params, images: Array) -> Array:
     return jax.nn.softmax(apply_fn(params, images)[0].astype(jnp.float32), axis=-1)
 
 
+def log_probabilities_of(apply_fn: ApplyFn, params, images: Array) -> Array:
+    """Class log-probabilities ``[B, K]``, computed as :func:`probabilities_of` computes probabilities."""
+    return jax.nn.log_softmax(apply_fn(params, images)[0].astype(jnp.float32), axis=-1)
+
+
 def feature_names(model: Model) -> list[str]:
     """Names of the features ``model`` exposes, found by tracing one input (no FLOPs spent)."""
     sample = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxplain.errors import UsageError
-from jaxplain.model import probabilities_of
+from jaxplain.model import log_probabilities_of, probabilities_of
 
 Array = jax.Array
 
@@ -53,6 +53,9 @@ class ModelHandle:
 
     def probabilities(self, params, images: Array) -> Array:
         return probabilities_of(self.apply_fn, params, images)
+
+    def log_probabilities(self, params, images: Array) -> Array:
+        return log_probabilities_of(self.apply_fn, params, images)
 
 
 @struct.dataclass

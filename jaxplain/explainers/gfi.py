@@ -99,7 +99,7 @@ def gfi(
             if class_score == "probability":
                 scores = state.model.probabilities(params, pair)[:, label]
             else:
-                scores = jax.nn.log_softmax(state.model.logits(params, pair).astype(jnp.float32))[:, label]
+                scores = state.model.log_probabilities(params, pair)[:, label]
             return -scores[0] + suppress_weight * scores[1] + target_penalty * jnp.sum(weights ** 2)
 
         def run(loss, carry, count):
