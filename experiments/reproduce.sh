@@ -139,7 +139,9 @@ for stage in "$@"; do
       # DAX at the reference's scale (quickshift, 128 px networks) on ImageNet development images, trained and not
       dev_split
       $JAXPLAIN evaluate --config experiments/configs/imagenet_dax_dev.toml
-      $PYTHON experiments/paired.py results/imagenet_dax_dev --against dax ;;
+      $PYTHON experiments/paired.py results/imagenet_dax_dev --against dax
+      # a DAX map explained in a batch vs alone (the demo photos and settings)
+      $PYTHON experiments/dax_batch_stability.py --out runs/dax_batch_stability ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
       $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
