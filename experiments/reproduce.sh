@@ -148,7 +148,7 @@ for stage in "$@"; do
         --metric iou --against dax ;;
     audio-clips)
       $JAXPLAIN explain jaxplain/assets/clips/*.wav --model spoken_digits_cnn --method dax,occlusion,gradcam,rise \
-        --set rise.grid=8 --out runs/audio_clips
+        --set rise.grid=8 --set dax.images_per_step=4 --out runs/audio_clips
       $PYTHON experiments/audio_word_focus.py runs/audio_clips ;;
     eval-audio)
       $JAXPLAIN evaluate --model spoken_digits_cnn --data tfds:spoken_digits:test --limit 40 \

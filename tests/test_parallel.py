@@ -61,9 +61,10 @@ def test_maps_are_the_same_on_8_devices_and_on_1():
     differences = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(differences) == {"gradcam", "rise", "integrated_gradients", "relabel", "gfi", "dax", "gradcam_jit",
                                 "rise_jit", "relabel_jit"}
-    # relabel, GFI and DAX fit something by gradient descent, which amplifies float rounding (different
-    # per-device GEMM shapes sum in a different order); every other method is a fixed computation.
-    tolerance = {"relabel": 2e-3, "relabel_jit": 2e-3, "gfi": 2e-3, "dax": 2e-2}
+    # relabel and GFI fit something by gradient descent, which amplifies float rounding (different per-device
+    # GEMM shapes sum in a different order); DAX trains each image by the same compiled step on any device
+    # count (images_per_step=1), and every other method is a fixed computation.
+    tolerance = {"relabel": 2e-3, "relabel_jit": 2e-3, "gfi": 2e-3}
     for method, difference in differences.items():
         assert difference < tolerance.get(method, 1e-4), (method, difference)
 
