@@ -83,8 +83,10 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_class_score.toml
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_log_settings.toml
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_log_layer.toml
+      # signed channel weights (free to subtract a channel) against the paper's non-negative ones
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_signed.toml
       $PYTHON experiments/paired.py results/gfi_dev_class_score --metric gridpg --against gfi
-      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_class_score \
+      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_signed results/gfi_dev_class_score \
         --metric gridpg --against gfi_log ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method

@@ -78,3 +78,35 @@ def test_an_unknown_feature_names_the_valid_ones():
 def test_an_unknown_class_score_is_refused():
     with pytest.raises(UsageError, match="method .gfi.: class_score must be one of"):
         runner.explain(colour_model(), "gfi", np.zeros((1, SIZE, SIZE, 3), np.float32), [0], class_score="logit")
+
+
+def counter_evidence_model():
+    """Class 0 = redness minus yellowness; the features are the red, green and blue intensities (4x4 average
+    pools). Yellow fires the red channel as strongly as red does, so no non-negative weighting of the
+    channels can mark red above yellow; subtracting the green channel can."""
+
+    def fn(params, x):
+        red, green, blue = x[..., 0], x[..., 1], x[..., 2]
+        redness = jnp.maximum(red - jnp.maximum(green, blue), 0.0)
+        yellowness = jnp.maximum(jnp.minimum(red, green) - blue, 0.0)
+        pooled = x.reshape(x.shape[0], 4, SIZE // 4, 4, SIZE // 4, 3).mean(axis=(2, 4))
+        score = 40.0 * (redness.mean(axis=(1, 2)) - yellowness.mean(axis=(1, 2)))
+        return jnp.stack([score, -score], axis=-1), {"pooled": pooled}
+
+    return from_callable("counter", fn, {}, class_names=["red", "other"], preprocessing=Preprocessing(SIZE, SIZE),
+                         normalisation=UNIT_RANGE)
+
+
+def test_signed_weights_subtract_a_channel_that_marks_counter_evidence():
+    image = np.full((1, SIZE, SIZE, 3), 0.5, np.float32)
+    image[0, 2:6, 2:6] = (1.0, 0.0, 0.0)  # evidence
+    image[0, 10:14, 10:14] = (1.0, 1.0, 0.0)  # counter-evidence, as bright in the red channel
+    maps = {w: runner.explain(counter_evidence_model(), "gfi", image, [0], layer="pooled", blur_sigma=1.0,
+                              channel_weights=w)[0] for w in ("non_negative", "signed")}
+    means = {w: (float(m[2:6, 2:6].mean()), float(m[10:14, 10:14].mean())) for w, m in maps.items()}
+    evidence, counter = means["non_negative"]
+    assert counter >= evidence, means  # the paper's weights cannot rank red above yellow ...
+    evidence, counter = means["signed"]
+    assert evidence > 0.8 and counter < 0.2, means  # ... signed ones can
+    with pytest.raises(UsageError, match="channel_weights must be one of"):
+        runner.explain(counter_evidence_model(), "gfi", image, [0], layer="pooled", channel_weights="any")

@@ -22,7 +22,10 @@ The weights are fitted per image with Adam in two stages, as in the reference co
    whose gradient does not shrink with ``p_c``; it was chosen on development grids (results/README.md).
    Every other default is the reference's.
 
-Weights start at ``initial_weight`` and are clamped at zero after each step; the learning rate is
+Weights start at ``initial_weight`` and are clamped at zero after each step, as in the paper
+(``channel_weights="non_negative"``). With ``"signed"`` they are not: a channel can then be subtracted, so
+a mask can drop a region that fires a channel the class also needs elsewhere (a look-alike, or counter-evidence)
+and lower the positive floor that a sum of non-negative channels leaves everywhere. The learning rate is
 halved every ``decay_every`` steps. One image is written and ``vmap``ped over the batch (each step is
 one or two teacher forward+backward passes per image, so memory is set by the batch size), and the
 steps run in two ``lax.scan`` loops.
@@ -39,6 +42,7 @@ from jaxplain.imageops import blend, gaussian_blur, minmax
 
 BACKGROUNDS = ("blur", "noise")
 CLASS_SCORES = ("probability", "log_probability")
+CHANNEL_WEIGHTS = ("non_negative", "signed")
 
 
 def channel_mask(weights: jax.Array, activation: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -65,10 +69,14 @@ def gfi(
     background: str = "blur",
     blur_sigma: float | None = None,
     class_score: str = "log_probability",
+    channel_weights: str = "non_negative",
 ) -> Explainer:
     """Guided feature inversion on feature ``layer``: ``steps`` Adam steps, the first ``inversion_steps`` inverting."""
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {BACKGROUNDS}, not {background!r}")
+    if channel_weights not in CHANNEL_WEIGHTS:
+        raise ValueError(f"channel_weights must be one of {CHANNEL_WEIGHTS}, not {channel_weights!r}")
+    signed = channel_weights == "signed"
     if class_score not in CLASS_SCORES:
         raise ValueError(f"class_score must be one of {CLASS_SCORES}, not {class_score!r}")
     if not 0 <= inversion_steps <= steps:
@@ -106,7 +114,8 @@ def gfi(
             def step(carry, _):
                 weights, opt_state = carry
                 updates, opt_state = optimiser.update(jax.grad(loss)(weights), opt_state)
-                return (jnp.maximum(optax.apply_updates(weights, updates), 0.0), opt_state), None
+                weights = optax.apply_updates(weights, updates)
+                return (weights if signed else jnp.maximum(weights, 0.0), opt_state), None
 
             return jax.lax.scan(step, carry, None, length=count)[0]
 
