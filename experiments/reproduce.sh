@@ -85,8 +85,10 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_log_layer.toml
       # signed channel weights (free to subtract a channel) against the paper's non-negative ones
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_signed.toml
+      # a much stronger class-stage penalty (sparser channel mix), and no inversion stage
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_sparser.toml
       $PYTHON experiments/paired.py results/gfi_dev_class_score --metric gridpg --against gfi
-      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_signed results/gfi_dev_class_score \
+      $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_signed results/gfi_dev_sparser results/gfi_dev_class_score \
         --metric gridpg --against gfi_log ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
@@ -102,7 +104,8 @@ for stage in "$@"; do
     grids-imagenet-more)
       # every method on the same grids with deletion/insertion and IoU beside GridPG (sized for a GPU)
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_more.toml
-      $PYTHON experiments/paired.py results/imagenet_grids_more --metric gridpg --against gfi ;;
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_dax.toml
+      $PYTHON experiments/paired.py results/imagenet_grids_more results/imagenet_grids_dax --metric gridpg --against gfi ;;
     grids-cifar10)
       # localisation grids from CIFAR-10 test images (32 px grids of four 16 px cells); no choice was made on them
       $JAXPLAIN data grids --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --out runs/grids-cifar10 \
