@@ -162,3 +162,18 @@ def test_repeated_calls_reuse_the_explainer_and_its_compiled_program(tiny_model,
     assert after.misses == before.misses and after.hits > before.hits
     assert runner.cached_explainer("rise", num_masks=40, chunk=20) is runner.cached_explainer("rise", chunk=20,
                                                                                               num_masks=40)
+
+
+@pytest.mark.parametrize("factory, config_class", [("relabel", "RelabelConfig"), ("dax", "DaxConfig")])
+def test_a_factory_and_its_config_share_every_setting_and_default(factory, config_class):
+    """The factories' signatures are what `jaxplain methods` lists; their frozen configs are what the pure
+    functions read. One default written in two places must not drift."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"jaxplain.explainers.{factory}")
+    signature = {name: p.default for name, p in inspect.signature(getattr(module, factory)).parameters.items()
+                 if name != "vae"}
+    fields = {f.name: f.default for f in dataclasses.fields(getattr(module, config_class))}
+    assert signature == fields

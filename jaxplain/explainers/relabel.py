@@ -428,13 +428,7 @@ def relabel(
     ``vae`` names a shipped VAE (default: the one matched to the teacher's input size), gives a folder,
     or passes a loaded :class:`VaeHandle`.
     """
-    config = RelabelConfig(
-        num_samples=num_samples, noise_scale=noise_scale, adapt_noise=adapt_noise, probe_samples=probe_samples,
-        probe_scales=tuple(probe_scales), probe_shares=tuple(probe_shares), neighbourhood=neighbourhood, splice_grid=splice_grid,
-        splice_share=splice_share, chunk=chunk,
-        student_resolution=student_resolution, student_steps=student_steps, learning_rate=learning_rate,
-        soft_weight=soft_weight, hard_weight=hard_weight, temperature=temperature, l2=l2, holdout=holdout,
-        attribution=attribution, student_optimiser=student_optimiser)
+    config = RelabelConfig(**{name: value for name, value in locals().items() if name != "vae"})  # every other argument
 
     def init(key, model, sample=None) -> State:
         del key, sample
