@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -147,6 +147,12 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/imagenet_dax_dev --against dax
       # a DAX map explained in a batch vs alone (the demo photos and settings)
       $PYTHON experiments/dax_batch_stability.py --out runs/dax_batch_stability ;;
+    dax-imagenet-test)
+      # DAX at its defaults on the test split, paired with the other methods' runs on the same images
+      test_split
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_dax_test.toml
+      $PYTHON experiments/paired.py results/imagenet_dax_test results/relabel_test results/relabel_test_rise \
+        results/relabel_test_samples4000 --against dax ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
       $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
