@@ -24,8 +24,9 @@ The weights are fitted per image with Adam in two stages, as in the reference co
 
 Weights start at ``initial_weight`` and are clamped at zero after each step, as in the paper
 (``channel_weights="non_negative"``). With ``"signed"`` they are not: a channel can then be subtracted, so
-a mask can drop a region that fires a channel the class also needs elsewhere (a look-alike, or counter-evidence)
-and lower the positive floor that a sum of non-negative channels leaves everywhere. The learning rate is
+a mask can drop a region that fires a channel the class also needs elsewhere (a look-alike, or counter-evidence).
+On the development grids that did worse (a deep minimum in a few places lifts the rest of the min-max
+normalised map; results/README.md), so the clamp stays the default. The learning rate is
 halved every ``decay_every`` steps. One image is written and ``vmap``ped over the batch (each step is
 one or two teacher forward+backward passes per image, so memory is set by the batch size), and the
 steps run in two ``lax.scan`` loops.
