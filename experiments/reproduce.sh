@@ -146,6 +146,7 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/imagenet_dax_dev.toml
       $PYTHON experiments/paired.py results/imagenet_dax_dev --against dax
       # a DAX map explained in a batch vs alone (the demo photos and settings)
+      $PYTHON experiments/dax_batch_stability.py --out runs/dax_batch_stability --images-per-step 4
       $PYTHON experiments/dax_batch_stability.py --out runs/dax_batch_stability ;;
     dax-imagenet-test)
       # DAX at its defaults on the test split, paired with the other methods' runs on the same images
