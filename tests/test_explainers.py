@@ -1,5 +1,8 @@
 """Every registered method: shapes, determinism, batch invariance; hand-checked cases where the answer is known."""
 
+import dataclasses
+import inspect
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -8,7 +11,9 @@ import pytest
 
 from jaxplain import runner
 from jaxplain.explainers import EXPLAINERS
+from jaxplain.explainers.dax import DaxConfig, dax
 from jaxplain.explainers.occlusion import window_masks
+from jaxplain.explainers.relabel import RelabelConfig, relabel
 from jaxplain.explainers.rise import random_masks
 from jaxplain.explainers.scorecam import align_corners_matrix
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
@@ -164,16 +169,9 @@ def test_repeated_calls_reuse_the_explainer_and_its_compiled_program(tiny_model,
                                                                                               num_masks=40)
 
 
-@pytest.mark.parametrize("factory, config_class", [("relabel", "RelabelConfig"), ("dax", "DaxConfig")])
+@pytest.mark.parametrize("factory, config_class", [(relabel, RelabelConfig), (dax, DaxConfig)])
 def test_a_factory_and_its_config_share_every_setting_and_default(factory, config_class):
     """The factories' signatures are what `jaxplain methods` lists; their frozen configs are what the pure
     functions read. One default written in two places must not drift."""
-    import dataclasses
-    import importlib
-    import inspect
-
-    module = importlib.import_module(f"jaxplain.explainers.{factory}")
-    signature = {name: p.default for name, p in inspect.signature(getattr(module, factory)).parameters.items()
-                 if name != "vae"}
-    fields = {f.name: f.default for f in dataclasses.fields(getattr(module, config_class))}
-    assert signature == fields
+    signature = {name: p.default for name, p in inspect.signature(factory).parameters.items() if name != "vae"}
+    assert signature == {f.name: f.default for f in dataclasses.fields(config_class)}
