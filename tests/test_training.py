@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from jaxplain.nets.vae import VAE, decode, elbo_terms, encode
-from jaxplain.train import create_state, fit, load_artefact, make_train_step, save_artefact
+from jaxplain.train import create_state, fit, load_artefact, make_train_step, save_artefact, shuffled_batches
 
 DATA = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
 TARGET = DATA @ np.array([1.0, -2.0, 0.5, 3.0], np.float32)
@@ -51,6 +51,19 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     assert int(resumed.step) == int(reference.step) == 24
     np.testing.assert_allclose(resumed.params["w"], reference.params["w"], rtol=1e-6)
     assert (tmp_path / "killed" / "metrics.jsonl").read_text().count("\n") > 0
+
+
+def test_shuffled_batches_cover_every_row_once_per_epoch_and_skip_as_resume_needs():
+    rows = np.arange(10)
+    batches = shuffled_batches({"row": rows, "double": 2 * rows}, batch_size=3, steps_per_epoch=3, seed=7)
+    epoch = list(batches(0, 0))
+    seen = np.concatenate([b["row"] for b in epoch])
+    assert len(epoch) == 3 and len(set(seen.tolist())) == 9  # 9 distinct rows of 10; the tenth waits
+    assert all(np.array_equal(b["double"], 2 * b["row"]) for b in epoch)  # the arrays stay aligned
+    assert [b["row"].tolist() for b in batches(0, 1)] == [b["row"].tolist() for b in epoch[1:]]  # resume mid-epoch
+    assert seen.tolist() != np.concatenate([b["row"] for b in batches(1, 0)]).tolist()  # a new order each epoch
+    repeated = np.concatenate([b["row"] for b in shuffled_batches({"row": rows[:4]}, 3, 2, 0)(0, 0)])
+    assert sorted(repeated[:4].tolist()) == [0, 1, 2, 3] and repeated[4:].tolist() == repeated[:2].tolist()
 
 
 def test_artefacts_round_trip(tmp_path):

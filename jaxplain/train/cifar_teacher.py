@@ -26,7 +26,7 @@ from jaxplain.model import Normalisation
 from jaxplain.models.resnet_cifar import ResNet9
 from jaxplain.train import augment
 from jaxplain.train.checkpoints import cast_floats, save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
 
 CIFAR10_NORMALISATION = Normalisation(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
 
@@ -94,11 +94,8 @@ def train(recipe: CifarRecipe, out: str | Path, workdir: str | Path, *, data_dir
         accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["labels"])
         return loss, ({"batch_stats": updates["batch_stats"]}, {"train_accuracy": accuracy})
 
-    def batches(epoch: int, skip: int):
-        order = np.random.default_rng([recipe.seed, epoch]).permutation(len(indices))
-        for b in range(skip, steps_per_epoch):
-            rows = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-            yield {"images": train_set.images[rows], "labels": train_set.labels[rows]}
+    batches = shuffled_batches({"images": train_set.images, "labels": train_set.labels}, recipe.batch_size,
+                               steps_per_epoch, recipe.seed)
 
     state = create_state(variables["params"], {"batch_stats": variables["batch_stats"]}, optimizer)
     evaluate = _evaluator(model, test_set.images, test_set.labels)

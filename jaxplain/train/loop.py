@@ -4,6 +4,8 @@
   optimiser state.
 * :func:`make_train_step` turns a loss into a jitted, data-parallel step: the batch is sharded over the
   ``("data",)`` mesh, the state replicated; XLA inserts the gradient all-reduce.
+* :func:`shuffled_batches` cuts arrays into the batches of an epoch in an order that is a pure function of
+  ``(seed, epoch)``, which is what lets :func:`fit` resume mid-epoch.
 * :func:`fit` runs epochs with a progress bar, logs metrics to ``metrics.jsonl``, saves orbax
   checkpoints and resumes from the newest one, skipping the batches of the current epoch that were
   already done (the epoch order is a pure function of ``(seed, epoch)``), with one PRNG key per step
@@ -19,6 +21,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -76,6 +79,23 @@ class MetricsLog:
     def write(self, **values) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps({k: float(v) if hasattr(v, "__float__") else v for k, v in values.items()}) + "\n")
+
+
+def shuffled_batches(arrays: dict[str, np.ndarray], batch_size: int, steps_per_epoch: int, seed: int
+                     ) -> Callable[[int, int], Iterator[dict[str, np.ndarray]]]:
+    """``batches(epoch, skip)`` for :func:`fit`: the epoch's batches of ``arrays`` (same first dimension) after the
+    first ``skip``, in an order drawn from ``(seed, epoch)``. An epoch with more rows than the arrays hold (a small
+    data set and ``steps_per_epoch`` at least one) repeats the order from its start."""
+    count = len(next(iter(arrays.values())))
+
+    def batches(epoch: int, skip: int):
+        order = np.random.default_rng([seed, epoch]).permutation(count)
+        order = np.resize(order, steps_per_epoch * batch_size)
+        for b in range(skip, steps_per_epoch):
+            rows = order[b * batch_size:(b + 1) * batch_size]
+            yield {name: array[rows] for name, array in arrays.items()}
+
+    return batches
 
 
 def fit(

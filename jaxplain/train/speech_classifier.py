@@ -25,7 +25,7 @@ from jaxplain.data.loader import load_arrays
 from jaxplain.data.speech import WORDS
 from jaxplain.models.speech_cnn import SpeechCNN
 from jaxplain.train.checkpoints import save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,11 +95,8 @@ def train(recipe: SpeechRecipe, out: str | Path, workdir: str | Path, *, data_di
         accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["labels"])
         return loss, ({"batch_stats": updates["batch_stats"]}, {"train_accuracy": accuracy})
 
-    def batches(epoch: int, skip: int):
-        order = np.random.default_rng([recipe.seed, epoch]).permutation(len(indices))
-        for b in range(skip, steps_per_epoch):
-            rows = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-            yield {"inputs": train_set.images[rows], "labels": train_set.labels[rows]}
+    batches = shuffled_batches({"inputs": train_set.images, "labels": train_set.labels}, recipe.batch_size,
+                               steps_per_epoch, recipe.seed)
 
     @jax.jit
     def predict(variables, x):

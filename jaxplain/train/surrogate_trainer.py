@@ -40,7 +40,7 @@ from jaxplain.model import Preprocessing
 from jaxplain.nets.surrogate import Surrogate
 from jaxplain.train import augment
 from jaxplain.train.checkpoints import save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,11 +193,7 @@ def train(recipe: SurrogateRecipe, out: str | Path, workdir: str | Path, *, data
             "distillation": distil.mean(), "explanation": explain.mean(), "map_mean": maps.mean(),
             "agreement": agreement})
 
-    def batches(epoch: int, skip: int):
-        order = np.random.default_rng([recipe.seed, epoch]).permutation(len(images))
-        for b in range(skip, steps_per_epoch):
-            rows = np.resize(order, steps_per_epoch * recipe.batch_size)[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-            yield {"images": images[rows], "labels": labels[rows]}
+    batches = shuffled_batches({"images": images, "labels": labels}, recipe.batch_size, steps_per_epoch, recipe.seed)
 
     held_images, held_labels = holdout_images(recipe, teacher, data_dir=data_dir, raw_data=raw_data)
 

@@ -25,7 +25,7 @@ from jaxplain.data.folder import FolderSource
 from jaxplain.data.loader import load_arrays
 from jaxplain.nets.vae import VAE, decode, elbo_terms, encode
 from jaxplain.train.checkpoints import save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,10 +157,7 @@ def train(recipe: VaeRecipe, out: str | Path, workdir: str | Path, *, data_dir=N
         loss = jnp.mean(reconstruction + kl)
         return loss, (model_state, {"reconstruction": reconstruction.mean(), "kl": kl.mean()})
 
-    def batches(epoch: int, skip: int):
-        order = np.random.default_rng([recipe.seed, epoch]).permutation(len(images))
-        for b in range(skip, steps_per_epoch):
-            yield {"images": images[order[b * recipe.batch_size:(b + 1) * recipe.batch_size]]}
+    batches = shuffled_batches({"images": images}, recipe.batch_size, steps_per_epoch, recipe.seed)
 
     started = time.perf_counter()
     state = fit(create_state(params, {}, optimizer), make_train_step(loss_fn, optimizer), batches,
