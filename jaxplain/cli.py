@@ -11,7 +11,7 @@ import typer
 
 from jaxplain.errors import JaxplainError, UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__ and "Explain image classifiers with saliency maps.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__ and "Explain image and audio classifiers with saliency maps.")
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="teacher name from `jaxplain models`")]
 DtypeOption = Annotated[str, typer.Option(
