@@ -156,7 +156,7 @@ for stage in "$@"; do
         results/relabel_test_samples4000 --against dax ;;
     grids-cifar10-dax)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_dax.toml
-      $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_test \
+      $PYTHON experiments/paired.py results/cifar10_grids_dax results/cifar10_grids_more results/cifar10_grids_iou \
         --metric iou --against dax ;;
     audio-clips)
       $JAXPLAIN explain jaxplain/assets/clips/*.wav --model spoken_digits_cnn --method dax,occlusion,gradcam,rise \
