@@ -195,8 +195,9 @@ def test_dax_needs_no_gradient_of_the_teacher(region):
         runner.explain(opaque, "dax", image, [0], key=0, **SMALL, masked_fill="noise")
 
 
-@pytest.mark.parametrize("channels, features, kernel", [(3, 32, 7), (32, 1, 7), (2, 3, 3)])
-def test_the_loop_friendly_convolution_matches_flax(channels, features, kernel):
+@pytest.mark.parametrize("channels, features, kernel", [(3, 32, 7), (32, 1, 7), (40, 2, 4), (30, 30, 3)])
+def test_the_loop_friendly_convolution_and_its_gradients_match_flax(channels, features, kernel):
+    """Each of LoopConv's CPU routes (patches, taps, shifted copies; an even kernel too) against ``nn.Conv``."""
     import flax.linen as nn
 
     from jaxplain.models.layers import LoopConv
@@ -204,8 +205,12 @@ def test_the_loop_friendly_convolution_matches_flax(channels, features, kernel):
     x = jax.random.normal(jax.random.key(0), (2, 12, 10, channels))
     variables = nn.Conv(features, (kernel, kernel)).init(jax.random.key(1), x)
     variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias too
-    np.testing.assert_allclose(LoopConv(features, kernel).apply(variables, x),
-                               nn.Conv(features, (kernel, kernel)).apply(variables, x), rtol=1e-4, atol=1e-4)
+    weights = jax.random.normal(jax.random.key(2), (2, 12, 10, features))
+    outputs = [module.apply(variables, x) for module in (LoopConv(features, kernel), nn.Conv(features, (kernel, kernel)))]
+    np.testing.assert_allclose(*outputs, rtol=1e-4, atol=1e-4)
+    grads = [jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * weights), argnums=(0, 1))(variables, x)
+             for module in (LoopConv(features, kernel), nn.Conv(features, (kernel, kernel)))]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3), *grads)
 
 
 def test_a_map_is_bitwise_the_same_in_a_batch_and_alone(region):
