@@ -48,6 +48,7 @@ def forwards_per_map(method: str, settings: dict, model) -> float | None:
     height = model.input_shape[0]
     counts = {
         "relabel": lambda: s["num_samples"],
+        "dax": lambda: s["num_samples"],
         "rise": lambda: s["num_masks"],
         "lime": lambda: s["num_samples"],
         "occlusion": lambda: ((height - (w := s["window"] or round(height / 7))) // (s["stride"] or w // 2) + 1) ** 2 + 1,
