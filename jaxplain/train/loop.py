@@ -84,8 +84,8 @@ class MetricsLog:
 def shuffled_batches(arrays: dict[str, np.ndarray], batch_size: int, steps_per_epoch: int, seed: int
                      ) -> Callable[[int, int], Iterator[dict[str, np.ndarray]]]:
     """``batches(epoch, skip)`` for :func:`fit`: the epoch's batches of ``arrays`` (same first dimension) after the
-    first ``skip``, in an order drawn from ``(seed, epoch)``. An epoch with more rows than the arrays hold (a small
-    data set and ``steps_per_epoch`` at least one) repeats the order from its start."""
+    first ``skip``, in an order drawn from ``(seed, epoch)``. When an epoch asks for more rows than the arrays hold
+    (a data set smaller than one batch), the order repeats from its start."""
     count = len(next(iter(arrays.values())))
 
     def batches(epoch: int, skip: int):
