@@ -206,10 +206,10 @@ def test_the_loop_friendly_convolution_and_its_gradients_match_flax(channels, fe
     variables = nn.Conv(features, (kernel, kernel)).init(jax.random.key(1), x)
     variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias too
     weights = jax.random.normal(jax.random.key(2), (2, 12, 10, features))
-    outputs = [module.apply(variables, x) for module in (LoopConv(features, kernel), nn.Conv(features, (kernel, kernel)))]
-    np.testing.assert_allclose(*outputs, rtol=1e-4, atol=1e-4)
+    modules = (LoopConv(features, kernel), nn.Conv(features, (kernel, kernel)))
+    np.testing.assert_allclose(*[module.apply(variables, x) for module in modules], rtol=1e-4, atol=1e-4)
     grads = [jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * weights), argnums=(0, 1))(variables, x)
-             for module in (LoopConv(features, kernel), nn.Conv(features, (kernel, kernel)))]
+             for module in modules]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3), *grads)
 
 

@@ -82,15 +82,15 @@ class LoopConv(nn.Module):
         elif self.features * k * k <= 256:  # few outputs: one product per tap, then shifted sums
             out = tap_convolution(x, kernel)
         else:
-            pads = lax.padtype_to_pads(x.shape[1:3], (k, k), (1, 1), "SAME")
-            padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+            padded = jnp.pad(x, ((0, 0), *_same_pads(x.shape, k), (0, 0)))
             height, width = x.shape[1:3]
             out = sum(padded[:, i:i + height, j:j + width, :] @ kernel[i, j] for i in range(k) for j in range(k))
         return out + bias
 
 
-def _same_padding_low(size: int, k: int) -> int:
-    return lax.padtype_to_pads((size,), (k,), (1,), "SAME")[0][0]
+def _same_pads(shape: tuple[int, ...], k: int) -> list[tuple[int, int]]:
+    """``(low, high)`` padding of the height and width of an ``[N, H, W, C]`` input for a "SAME" k x k stride-1 convolution."""
+    return lax.padtype_to_pads(shape[1:3], (k, k), (1, 1), "SAME")
 
 
 @jax.custom_vjp
@@ -102,7 +102,7 @@ def tap_convolution(x: jax.Array, kernel: jax.Array) -> jax.Array:
     ever made (automatic differentiation of the slices is slow on the CPU, hence the custom rule)."""
     k, _, channels, features = kernel.shape
     height, width = x.shape[1:3]
-    padded = jnp.pad(x, ((0, 0), *lax.padtype_to_pads((height, width), (k, k), (1, 1), "SAME"), (0, 0)))
+    padded = jnp.pad(x, ((0, 0), *_same_pads(x.shape, k), (0, 0)))
     taps = padded @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(channels, k * k * features)
     taps = taps.reshape(*taps.shape[:3], k * k, features)
     return sum(taps[:, i:i + height, j:j + width, i * k + j] for i in range(k) for j in range(k))
@@ -124,7 +124,8 @@ def _tap_convolution_forward(x, kernel):
 def _tap_convolution_backward(residuals, g):
     x, kernel = residuals
     k, _, channels, features = kernel.shape
-    shifted = _shifted_cotangents(g, k, _same_padding_low(x.shape[1], k), _same_padding_low(x.shape[2], k))
+    (low_h, _), (low_w, _) = _same_pads(x.shape, k)
+    shifted = _shifted_cotangents(g, k, low_h, low_w)
     shifted = shifted.reshape(*shifted.shape[:3], k * k * features)
     by_tap = jnp.transpose(kernel, (0, 1, 3, 2)).reshape(k * k * features, channels)
     grad_kernel = jnp.einsum("nhwc,nhwt->tc", x, shifted).reshape(k, k, features, channels)
