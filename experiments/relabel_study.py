@@ -63,6 +63,7 @@ class Variant:
     samples: int = 1000
     smoothing: float = 0.0  # Gaussian sigma of the map, in student-grid cells (0: none)
     scale: float | str = 1.0  # multiple of the probed noise scale (0.5, 1, 2), or "mixed": a third of each
+    student_input: str = "change"  # "abs": the size of each pixel's change; "abs_centred": less its mean over the samples
 
 
 VARIANTS = {
@@ -88,6 +89,12 @@ VARIANTS = {
     "scale_half": Variant(scale=0.5),
     "scale_double": Variant(scale=2.0),
     "scale_mixed": Variant(scale="mixed"),
+    # a student on how much each pixel changed, not in which direction (the VAE's change at a pixel has no
+    # consistent sign from sample to sample, its size does); "change" is then the evidence the average change removes
+    "abs_magnitude": Variant(student_input="abs"),
+    "abs_change_map": Variant({"attribution": "change"}, student_input="abs"),
+    "abs_centred_magnitude": Variant(student_input="abs_centred"),
+    "abs_centred_change_map": Variant({"attribution": "change"}, student_input="abs_centred"),
 }
 
 
@@ -145,7 +152,10 @@ def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pix
     config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, **baseline), **variant.changes)
     features, same, soft = pick(neighbourhood, variant)
     x = features[config.student_resolution]
-    weights, _, fidelity = fit_student(config, x, same, soft)
+    if variant.student_input != "change":
+        x = jnp.abs(x)
+    centred = x - x.mean(0) if variant.student_input == "abs_centred" else x
+    weights, _, fidelity = fit_student(config, centred, same, soft)
     grid = student_grid(config, *image.shape[:2])
     low = attribute(config, weights, jax.image.resize(image, (*grid, 3), "linear", antialias=True), x, same,
                     zero_pixel)
