@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-cpu grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -87,9 +87,12 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_signed.toml
       # a much stronger class-stage penalty (sparser channel mix), and no inversion stage
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_sparser.toml
+      # the background (noise, a wider blur) and a weaker or no removal term (stopped at 32 cells)
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_background.toml --limit 32
       $PYTHON experiments/paired.py results/gfi_dev_class_score --metric gridpg --against gfi
       $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_signed results/gfi_dev_sparser results/gfi_dev_class_score \
-        --metric gridpg --against gfi_log ;;
+        --metric gridpg --against gfi_log
+      $PYTHON experiments/paired.py results/gfi_dev_background results/gfi_dev_class_score --metric gridpg --against gfi_log --limit 32 ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
       heldout_split
@@ -101,6 +104,10 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_gfi_log.toml
       $PYTHON experiments/paired.py results/imagenet_grids_gfi_log results/imagenet_grids_test --metric gridpg \
         --against gfi_log ;;
+    grids-imagenet-cpu)
+      # LIME and Score-CAM on the held-out grids, beside Grad-CAM and the references (sized for a CPU)
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_cpu.toml
+      $PYTHON experiments/paired.py results/imagenet_grids_cpu results/imagenet_grids_gfi_log --metric gridpg --against gfi_log ;;
     grids-imagenet-more)
       # every method on the same grids with deletion/insertion and IoU beside GridPG (sized for a GPU)
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_more.toml
@@ -215,7 +222,15 @@ for stage in "$@"; do
         --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
         --baseline student_resolution=16 --variants grid32_samples2000,samples4000,grid32_samples4000 \
         --out results/relabel_dev_study_samples4000
-      $PYTHON experiments/paired.py results/relabel_dev_study_samples4000 --against default ;;
+      $PYTHON experiments/paired.py results/relabel_dev_study_samples4000 --against default
+      # a student on the size of each pixel's change; the splice windows' grid
+      $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" --samples 1000 \
+        --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
+        --baseline student_resolution=16 \
+        --variants abs_magnitude,abs_change_map,abs_centred_magnitude,abs_centred_change_map --out results/relabel_dev_study_abs
+      $PYTHON experiments/paired.py results/relabel_dev_study_abs --against default
+      $JAXPLAIN evaluate --config experiments/configs/relabel_dev_splice_grid.toml
+      $PYTHON experiments/paired.py results/relabel_dev_splice_grid results/relabel_dev_samples --against relabel_soft ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       test_split
