@@ -3,7 +3,7 @@
 Teacher forwards dominate the cost of a re-label map, so each image's neighbourhood (``--samples``
 synthetic images at the probed noise scale, the defaults' way, and 1000 each at half and twice that
 scale) is drawn once, and every variant below (student grid, sample count, L2, objective,
-attribution, smoothing of the map, noise scale) is fitted on it and
+attribution, smoothing of the map, noise scale, the student's input) is fitted on it and
 scored by deletion/insertion (fast protocol, the predicted class). Records are appended to
 ``OUT/records.jsonl`` in the format of ``jaxplain evaluate`` (one line per image and variant, written
 per image: a killed run resumes), so the paired script compares variants directly. Run it on the
@@ -148,7 +148,8 @@ def smooth(saliency, sigma: float):
 
 def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pixel):
     """The map of one variant (``baseline`` settings overlaid by the variant's), fitted on its part of the
-    shared neighbourhood; and the student's fidelity."""
+    shared neighbourhood (on the size of each change for the ``abs`` inputs, whose ``change`` map then reads the
+    mean size); and the student's fidelity."""
     config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, **baseline), **variant.changes)
     features, same, soft = pick(neighbourhood, variant)
     x = features[config.student_resolution]
