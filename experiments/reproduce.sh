@@ -246,7 +246,11 @@ for stage in "$@"; do
       # 4000 samples, chosen on the development split
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_samples4000.toml
       $PYTHON experiments/paired.py results/relabel_test_samples4000 results/relabel_test_soft results/relabel_test \
-        results/relabel_test_rise --against relabel_4000 ;;
+        results/relabel_test_rise --against relabel_4000
+      # the same comparison on 128 test images (the runs above go on to 128; Grad-CAM and random beside them)
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_baselines.toml
+      $PYTHON experiments/paired.py results/relabel_test_samples4000 results/relabel_test_rise \
+        results/relabel_test_baselines --against relabel_4000 ;;
     relabel-cifar-dev)
       # re-label choices for CIFAR-10 on its development images (the second half of its test split)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_probe.toml
