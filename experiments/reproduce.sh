@@ -89,10 +89,13 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_sparser.toml
       # the background (noise, a wider blur) and a weaker or no removal term (stopped at 32 cells)
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_background.toml --limit 32
+      # the paper's L1 weight penalties instead of the reference code's squared L2
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_l1.toml
       $PYTHON experiments/paired.py results/gfi_dev_class_score --metric gridpg --against gfi
       $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_signed results/gfi_dev_sparser results/gfi_dev_class_score \
         --metric gridpg --against gfi_log
-      $PYTHON experiments/paired.py results/gfi_dev_background results/gfi_dev_class_score --metric gridpg --against gfi_log --limit 32 ;;
+      $PYTHON experiments/paired.py results/gfi_dev_background results/gfi_dev_l1 results/gfi_dev_class_score --metric gridpg \
+        --against gfi_log --limit 32 ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
       heldout_split

@@ -110,3 +110,16 @@ def test_signed_weights_subtract_a_channel_that_marks_counter_evidence():
     assert evidence > 0.8 and counter < 0.2, means  # ... signed ones can
     with pytest.raises(UsageError, match="channel_weights must be one of"):
         runner.explain(counter_evidence_model(), "gfi", image, [0], layer="pooled", channel_weights="any")
+
+
+def test_the_papers_l1_penalty_zeroes_the_channels_the_class_does_not_need():
+    """On a class the teacher gives little probability, the reference's squared L2 penalty only shrinks the
+    greenness and brightness channels' weights (the green distractor keeps some mask); the paper's L1 sets them
+    to zero, so the mask is the red channel's alone."""
+    unlikely = colour_model(offset=12.0)
+    evidence, distractor = evidence_and_distractor(unlikely, penalty_norm=1)
+    assert evidence > 0.8 and distractor < 1e-3, (evidence, distractor)
+    _, distractor_l2 = evidence_and_distractor(unlikely)  # penalty_norm=2, the default
+    assert distractor_l2 > 0.05, distractor_l2
+    with pytest.raises(UsageError, match="penalty_norm must be one of"):
+        runner.explain(unlikely, "gfi", np.zeros((1, SIZE, SIZE, 3), np.float32), [0], penalty_norm=3)

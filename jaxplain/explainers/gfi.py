@@ -27,7 +27,9 @@ Weights start at ``initial_weight`` and are clamped at zero after each step, as 
 a mask can drop a region that fires a channel the class also needs elsewhere (a look-alike, or counter-evidence).
 On the development grids that did worse (a deep minimum in a few places lifts the rest of the min-max
 normalised map; results/README.md), so the clamp stays the default. The learning rate is
-halved every ``decay_every`` steps. One image is written and ``vmap``ped over the batch (each step is
+halved every ``decay_every`` steps. Both penalties are squared L2 norms as in the reference code
+(``penalty_norm=2``); the paper writes L1 norms (``penalty_norm=1``), which drive the weights of channels the
+class does not need to exactly zero instead of merely shrinking them. One image is written and ``vmap``ped over the batch (each step is
 one or two teacher forward+backward passes per image, so memory is set by the batch size), and the
 steps run in two ``lax.scan`` loops.
 """
@@ -44,6 +46,7 @@ from jaxplain.imageops import blend, gaussian_blur, minmax
 BACKGROUNDS = ("blur", "noise")
 CLASS_SCORES = ("probability", "log_probability")
 CHANNEL_WEIGHTS = ("non_negative", "signed")
+PENALTY_NORMS = (1, 2)
 
 
 def channel_mask(weights: jax.Array, activation: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -71,6 +74,7 @@ def gfi(
     blur_sigma: float | None = None,
     class_score: str = "log_probability",
     channel_weights: str = "non_negative",
+    penalty_norm: int = 2,
 ) -> Explainer:
     """Guided feature inversion on feature ``layer``: ``steps`` Adam steps, the first ``inversion_steps`` inverting."""
     if background not in BACKGROUNDS:
@@ -80,10 +84,13 @@ def gfi(
     signed = channel_weights == "signed"
     if class_score not in CLASS_SCORES:
         raise ValueError(f"class_score must be one of {CLASS_SCORES}, not {class_score!r}")
+    if penalty_norm not in PENALTY_NORMS:
+        raise ValueError(f"penalty_norm must be one of {PENALTY_NORMS}, not {penalty_norm!r}")
     if not 0 <= inversion_steps <= steps:
         raise ValueError(f"inversion_steps must lie in 0..steps ({steps}); got {inversion_steps}")
     schedule = optax.exponential_decay(learning_rate, transition_steps=decay_every, decay_rate=0.5, staircase=True)
     optimiser = optax.adam(schedule)
+    norm = (lambda w: jnp.sum(jnp.abs(w))) if penalty_norm == 1 else (lambda w: jnp.sum(w ** 2))
 
     def explain_one(state, params, image, label, activation, key):
         height, width = image.shape[:2]
@@ -100,7 +107,7 @@ def gfi(
         def inversion_loss(weights):
             mask = channel_mask(weights, activation, (height, width))
             kept = blend(image, substrate, mask)
-            return relative_feature_loss(features_of(kept), activation) + inversion_penalty * jnp.sum(weights ** 2)
+            return relative_feature_loss(features_of(kept), activation) + inversion_penalty * norm(weights)
 
         def target_loss(weights):
             mask = channel_mask(weights, activation, (height, width))
@@ -109,7 +116,7 @@ def gfi(
                 scores = state.model.probabilities(params, pair)[:, label]
             else:
                 scores = state.model.log_probabilities(params, pair)[:, label]
-            return -scores[0] + suppress_weight * scores[1] + target_penalty * jnp.sum(weights ** 2)
+            return -scores[0] + suppress_weight * scores[1] + target_penalty * norm(weights)
 
         def run(loss, carry, count):
             def step(carry, _):
