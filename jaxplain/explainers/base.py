@@ -109,6 +109,12 @@ def map_images(fn: Callable, *batched):
     return jax.lax.map(lambda example: fn(*example), batched)
 
 
+def require_choice(setting: str, value, choices) -> None:
+    """A ``ValueError`` naming ``choices`` when ``value`` is not one of them (the runner reports it as a usage error)."""
+    if value not in choices:
+        raise ValueError(f"{setting} must be one of {tuple(choices)}, not {value!r}")
+
+
 def require_feature(features: dict, layer: str) -> Array:
     """``features[layer]``, or a :class:`~jaxplain.errors.UsageError` that lists the names the model has."""
     if layer not in features:

@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxplain.explainers.base import Explainer, map_images, per_example_keys, stateless
+from jaxplain.explainers.base import Explainer, map_images, per_example_keys, require_choice, stateless
 from jaxplain.explainers.lime import KERNEL_WIDTH, host_superpixels, superpixels
 from jaxplain.imageops import minmax
 from jaxplain.nets.dax import MaskNet, StudentNet, init_networks
@@ -262,10 +262,8 @@ class DaxConfig:
                              f"not {self.complement!r}")
         if self.mask_area < 0:
             raise ValueError(f"mask_area must be at least 0; got {self.mask_area}")
-        if self.masked_fill not in MASKED_FILLS:
-            raise ValueError(f"masked_fill must be one of {MASKED_FILLS}, not {self.masked_fill!r}")
-        if self.segmentation not in SEGMENTATIONS:
-            raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, not {self.segmentation!r}")
+        require_choice("masked_fill", self.masked_fill, MASKED_FILLS)
+        require_choice("segmentation", self.segmentation, SEGMENTATIONS)
         if self.num_samples % self.chunk:
             raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
         if self.resolution is not None and self.resolution % self.pool:

@@ -29,9 +29,9 @@ On the development grids that did worse (a deep minimum in a few places lifts th
 normalised map; results/README.md), so the clamp stays the default. The learning rate is
 halved every ``decay_every`` steps. Both penalties are squared L2 norms as in the reference code
 (``penalty_norm=2``); the paper writes L1 norms (``penalty_norm=1``), which drive the weights of channels the
-class does not need to exactly zero instead of merely shrinking them. One image is written and ``vmap``ped over the batch (each step is
-one or two teacher forward+backward passes per image, so memory is set by the batch size), and the
-steps run in two ``lax.scan`` loops.
+class does not need to exactly zero instead of merely shrinking them (worse on the development grids). One
+image is written and ``vmap``ped over the batch (each step is one or two teacher forward+backward passes per
+image, so memory is set by the batch size), and the steps run in two ``lax.scan`` loops.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, per_example_keys, require_feature, stateless
+from jaxplain.explainers.base import Explainer, per_example_keys, require_choice, require_feature, stateless
 from jaxplain.imageops import blend, gaussian_blur, minmax
 
 BACKGROUNDS = ("blur", "noise")
@@ -77,15 +77,11 @@ def gfi(
     penalty_norm: int = 2,
 ) -> Explainer:
     """Guided feature inversion on feature ``layer``: ``steps`` Adam steps, the first ``inversion_steps`` inverting."""
-    if background not in BACKGROUNDS:
-        raise ValueError(f"background must be one of {BACKGROUNDS}, not {background!r}")
-    if channel_weights not in CHANNEL_WEIGHTS:
-        raise ValueError(f"channel_weights must be one of {CHANNEL_WEIGHTS}, not {channel_weights!r}")
+    require_choice("background", background, BACKGROUNDS)
+    require_choice("channel_weights", channel_weights, CHANNEL_WEIGHTS)
+    require_choice("class_score", class_score, CLASS_SCORES)
+    require_choice("penalty_norm", penalty_norm, PENALTY_NORMS)
     signed = channel_weights == "signed"
-    if class_score not in CLASS_SCORES:
-        raise ValueError(f"class_score must be one of {CLASS_SCORES}, not {class_score!r}")
-    if penalty_norm not in PENALTY_NORMS:
-        raise ValueError(f"penalty_norm must be one of {PENALTY_NORMS}, not {penalty_norm!r}")
     if not 0 <= inversion_steps <= steps:
         raise ValueError(f"inversion_steps must lie in 0..steps ({steps}); got {inversion_steps}")
     schedule = optax.exponential_decay(learning_rate, transition_steps=decay_every, decay_rate=0.5, staircase=True)

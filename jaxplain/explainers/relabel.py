@@ -73,7 +73,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, ModelHandle, State, map_images, per_example_keys
+from jaxplain.explainers.base import Explainer, ModelHandle, State, map_images, per_example_keys, require_choice
 from jaxplain.explainers.rise import random_masks
 from jaxplain.imageops import blend
 from jaxplain.nets.vae import VaeHandle, decode, encode
@@ -120,18 +120,15 @@ class RelabelConfig:
         samples = self.num_samples
         if samples % self.chunk:
             raise ValueError(f"num_samples ({samples}) must be a multiple of chunk ({self.chunk})")
-        if self.neighbourhood not in NEIGHBOURHOODS:
-            raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, not {self.neighbourhood!r}")
+        require_choice("neighbourhood", self.neighbourhood, NEIGHBOURHOODS)
         if not 0.0 < self.splice_share <= 1.0 or self.splice_grid < 1:
             raise ValueError(f"splice_share must be in (0, 1] and splice_grid at least 1, not {self.splice_share} "
                              f"and {self.splice_grid}")
-        if self.attribution not in ATTRIBUTIONS:
-            raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, not {self.attribution!r}")
+        require_choice("attribution", self.attribution, ATTRIBUTIONS)
         if self.soft_weight + self.hard_weight <= 0:
             raise ValueError(f"soft_weight ({self.soft_weight}) and hard_weight ({self.hard_weight}) leave the student "
                              "nothing to fit; make at least one positive")
-        if self.student_optimiser not in OPTIMISERS:
-            raise ValueError(f"student_optimiser must be one of {tuple(OPTIMISERS)}, not {self.student_optimiser!r}")
+        require_choice("student_optimiser", self.student_optimiser, OPTIMISERS)
         train = self.train_count
         if not 1 <= train < samples:
             raise ValueError(f"holdout {self.holdout} of {samples} samples leaves {train} to train on and "
