@@ -112,10 +112,12 @@ for stage in "$@"; do
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_cpu.toml
       $PYTHON experiments/paired.py results/imagenet_grids_cpu results/imagenet_grids_gfi_log --metric gridpg --against gfi_log ;;
     grids-imagenet-more)
-      # every method on the same grids with deletion/insertion and IoU beside GridPG (sized for a GPU)
+      # RISE, extremal perturbation, relabel and DAX on the same grids (sized for a GPU), paired by cell with
+      # the methods of grids-imagenet-cpu and GFI
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_more.toml
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_dax.toml
-      $PYTHON experiments/paired.py results/imagenet_grids_more results/imagenet_grids_dax --metric gridpg --against gfi ;;
+      $PYTHON experiments/paired.py results/imagenet_grids_more results/imagenet_grids_dax results/imagenet_grids_cpu \
+        results/imagenet_grids_gfi_log --metric gridpg --against gradcam ;;
     grids-cifar10)
       # localisation grids from CIFAR-10 test images (32 px grids of four 16 px cells); no choice was made on them
       $JAXPLAIN data grids --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --out runs/grids-cifar10 \
