@@ -4,7 +4,8 @@ Teacher forwards dominate the cost of a re-label map, so each image's neighbourh
 synthetic images at the probed noise scale, the defaults' way, and 1000 each at half and twice that
 scale) is drawn once, and every variant below (student grid, sample count, L2, objective,
 attribution, smoothing of the map, noise scale, the student's input) is fitted on it and
-scored by deletion/insertion (fast protocol, the predicted class). Records are appended to
+scored by deletion/insertion (fast protocol, the predicted class; on localisation grids from ``jaxplain data
+grids``, the cell's class, and the grid pointing game too: does the map sit on the object). Records are appended to
 ``OUT/records.jsonl`` in the format of ``jaxplain evaluate`` (one line per image and variant, written
 per image: a killed run resumes), so the paired script compares variants directly. Run it on the
 development split only; settle a default there, then report on the held-out split with
@@ -38,7 +39,7 @@ from jaxplain import zoo
 from jaxplain.cli import parse_settings
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
-from jaxplain.evaluation.harness import append_records, read_records
+from jaxplain.evaluation.harness import append_records, grid_scores, read_records
 from jaxplain.explainers.relabel import (RelabelConfig, attribute, default_vae_name, fit_student,
                                          image_sampler, neighbourhood_for, relabel, student_features, student_grid)
 from jaxplain.errors import UsageError
@@ -236,7 +237,8 @@ def main() -> None:
         batch = load_items(source, [index], model.preprocessing)
         image = jnp.asarray(batch.images[0])
         probabilities = np.asarray(handle.probabilities(model.params, image[None]))[0]
-        label = int(probabilities.argmax())
+        cell = int(batch.cells[0])
+        label = int(batch.labels[0]) if cell >= 0 else int(probabilities.argmax())  # a grid: the cell's class
         start = time.perf_counter()
         shared, scale = jax.block_until_ready(neighbourhood(model.params, image, label, jax.random.fold_in(key, index)))
         same_fraction = float(shared[1.0][1].mean())
@@ -245,9 +247,11 @@ def main() -> None:
         for name in variants:
             saliency, fidelity = maps[name](shared, image)
             scores = score(model.params, image, saliency, label)
+            grid = {} if cell < 0 else {"cell": cell, "gridpg": float(
+                grid_scores(np.asarray(saliency)[None], np.asarray([cell]), ("gridpg",))["gridpg"][0])}
             records.append({"method": name, "index": index, "id": batch.ids[0], "label": label,
                             "probability": float(probabilities[label]), "deletion": float(scores["deletion"]),
-                            "insertion": float(scores["insertion"]),
+                            "insertion": float(scores["insertion"]), **grid,
                             "details": {"noise_scale": float(scale), "same_fraction": same_fraction,
                                         "fidelity": float(fidelity)},
                             "neighbourhood_seconds": seconds})

@@ -51,6 +51,14 @@ def with_added_settings(recorded: dict, current: dict) -> dict:
     return {label: current.get(label, {}) | settings for label, settings in recorded.items()}
 
 
+def with_added_resolved(recorded: dict, current: dict, earlier: dict) -> dict:
+    """Recorded ``{label: {setting: value}}`` of what input-dependent defaults stood for, with the settings
+    recorded only since the run began (those ``current`` has) taken at ``earlier``: the value every run
+    before them used. A run made then resumes; one whose setting now resolves otherwise is still refused."""
+    return {label: {k: v for k, v in earlier.items() if k in current.get(label, {})} | entry
+            for label, entry in recorded.items()}
+
+
 def effective_settings(identity: dict) -> dict:
     """A run's identity with each method's settings as they act: its recorded defaults overlaid by the
     settings given. A setting written out at the value that was the default when the run began is then
@@ -80,9 +88,10 @@ def differences(previous: dict, current: dict) -> list[str]:
 
 
 def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict | None = None,
-                        name: str = "config.json") -> None:
+                        name: str = "config.json", earlier_resolved: dict | None = None) -> None:
     """Records ``identity`` (the settings that decide a resumable job's results) in ``out/name``, or, when
-    ``out`` already holds one, checks it is the same (``defaults`` fill keys older runs did not record):
+    ``out`` already holds one, checks it is the same (``defaults`` fill keys older runs did not record;
+    ``earlier_resolved`` the resolved settings they did not, :func:`with_added_resolved`):
     resuming with other settings would mix two jobs' results, so it is refused naming what differs.
     Methods are compared by their :func:`effective_settings`."""
     path = Path(out) / name
@@ -90,6 +99,8 @@ def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict 
         previous = (defaults or {}) | json.loads(path.read_text())
         if "defaults" in previous and "defaults" in identity:
             previous["defaults"] = with_added_settings(previous["defaults"], identity["defaults"])
+        if earlier_resolved and "resolved" in previous and "resolved" in identity:
+            previous["resolved"] = with_added_resolved(previous["resolved"], identity["resolved"], earlier_resolved)
         changed = differences(effective_settings(previous), effective_settings(identity))
         if changed:
             raise UsageError(f"{out} holds {kind} with other settings ({', '.join(changed)} differ); "

@@ -125,6 +125,25 @@ def test_a_default_whose_meaning_changed_stops_the_resume(folder, tmp_path, tiny
     evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
 
 
+def test_a_resolved_setting_recorded_since_the_run_began_takes_the_value_earlier_runs_used(folder, tmp_path, tiny_model,
+                                                                                          monkeypatch):
+    """A resolved setting first recorded after a run began (relabel's ``student_input``) is read, for that
+    run, as the value every earlier run used (EARLIER_RESOLVED): it resumes when the setting still resolves
+    to that value and is refused, naming it, when it now resolves otherwise."""
+    from jaxplain.evaluation import harness
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(harness, "resolved_settings", lambda *_: {"rise": {"masks": "smooth"}})
+    evaluate(tiny_model, config(folder, limit=2), out)
+    monkeypatch.setattr(harness, "EARLIER_RESOLVED", {"student_input": "change"})
+    monkeypatch.setattr(harness, "resolved_settings",
+                        lambda *_: {"rise": {"masks": "smooth", "student_input": "change"}})
+    evaluate(tiny_model, config(folder, limit=2), out)  # what the earlier run did: it resumes
+    monkeypatch.setattr(harness, "resolved_settings", lambda *_: {"rise": {"masks": "smooth", "student_input": "size"}})
+    with pytest.raises(UsageError, match=r"\(resolved.rise.student_input differ\)"):
+        evaluate(tiny_model, config(folder, limit=2), out)
+
+
 def brightness_model(size: int = 16):
     """Four classes by mean brightness (centres 1/8, 3/8, 5/8, 7/8): a teacher whose answers are known."""
     from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable

@@ -114,7 +114,7 @@ def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
 # --- the steps one by one --------------------------------------------------------------------------
 
 from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, balanced_accuracy, choose_probe,
-                                         fit_student, relabel_samples, resolve, student_grid)
+                                         fit_student, relabel_samples, resolve, student_features, student_grid)
 
 
 @pytest.mark.parametrize("height,width,expected", [(224, 224, (16, 16)), (32, 32, (16, 16)), (8, 8, (8, 8)),
@@ -184,20 +184,43 @@ def test_student_weights_follow_the_feature_that_decides_the_relabel():
     assert float(train_fidelity) > 0.95 and float(fidelity) > 0.95
 
 
-def test_auto_attribution_is_the_spliced_change_map_at_the_vae_resolution_and_the_magnitudes_otherwise():
-    auto = RelabelConfig()
-    assert attribution_for(auto, 32, 32, 32) == "change"  # CIFAR-10: the 32 px VAE at the input's resolution
-    assert attribution_for(auto, 64, 224, 224) == "magnitude"  # ImageNet: 64 px decodings upsampled to 224
-    assert attribution_for(auto, 64, 64, 96) == "change"  # the shorter side decides
-    assert attribution_for(RelabelConfig(neighbourhood="residual"), 32, 32, 32) == "magnitude"  # no windows
-    assert attribution_for(RelabelConfig(attribution="input"), 32, 32, 32) == "input"  # a named map is kept
+def test_auto_attribution_is_the_signed_change_map_when_spliced_and_the_magnitudes_otherwise():
+    assert attribution_for(RelabelConfig()) == "change"  # the spliced default, at any VAE resolution
+    assert attribution_for(RelabelConfig(neighbourhood="residual")) == "magnitude"  # no windows: the paper's map
+    assert attribution_for(RelabelConfig(neighbourhood="decoded")) == "magnitude"
+    assert attribution_for(RelabelConfig(attribution="input")) == "input"  # a named map is kept
     with pytest.raises(ValueError, match="resolve it with attribution_for"):
-        attribute(auto, jnp.zeros(3), jnp.zeros((2, 2, 3)), None, None, (0.5, 0.5, 0.5))
+        attribute(RelabelConfig(), jnp.zeros(3), jnp.zeros((2, 2, 3)), None, None, (0.5, 0.5, 0.5))
+
+
+@pytest.mark.parametrize("settings,vae,height,width,expected", [
+    ({}, 32, 32, 32, "change"),  # CIFAR-10: decodings at the input's resolution keep the signed change
+    ({}, 64, 224, 224, "size"),  # ImageNet: 64 px decodings upsampled to 224, the change's size
+    ({}, 64, 64, 96, "change"),  # the shorter side decides
+    ({"attribution": "magnitude"}, 64, 224, 224, "change"),  # the size serves the change map only
+    ({"neighbourhood": "residual", "attribution": "change"}, 64, 224, 224, "change"),  # and only spliced
+    ({"student_input": "size"}, 32, 32, 32, "size"),  # a named input is kept
+])
+def test_auto_student_input_is_the_size_of_the_change_where_the_decodings_are_upsampled(settings, vae, height,
+                                                                                       width, expected):
+    assert resolve(RelabelConfig(**settings), vae, height, width).student_input == expected
+
+
+def test_the_size_input_is_the_absolute_change_on_the_student_grid():
+    image = jnp.full((4, 4, 3), 0.5)
+    synthetic = jnp.stack([image.at[:2].set(0.0), image.at[2:].set(1.0)])
+    change = student_features(synthetic, image, (4, 4), "change")
+    size = student_features(synthetic, image, (4, 4), "size")
+    np.testing.assert_allclose(size, jnp.abs(change))
+    np.testing.assert_allclose(change.reshape(2, 4, 4, 3)[0, :, 0, 0], [-0.5, -0.5, 0.0, 0.0])  # top darkened
+    np.testing.assert_allclose(size.reshape(2, 4, 4, 3)[1, :, 0, 0], [0.0, 0.0, 0.5, 0.5])  # bottom brightened
+    with pytest.raises(ValueError, match="resolve"):
+        student_features(synthetic, image, (2, 2), "auto")
 
 
 @pytest.mark.parametrize("settings,vae,height,width,expected", [
     ({}, 32, 32, 32, ("change", 32)),  # CIFAR-10: the change map read pixel by pixel
-    ({}, 64, 224, 224, ("magnitude", 16)),  # ImageNet: the coarse grid of the upsampled decodings
+    ({}, 64, 224, 224, ("change", 16)),  # ImageNet: the coarse grid of the upsampled decodings
     ({}, 64, 48, 64, ("change", 48)),  # the shorter side of a non-square image
     ({"attribution": "magnitude"}, 32, 32, 32, ("magnitude", 16)),  # the full grid only serves the change map
     ({"neighbourhood": "residual", "attribution": "change"}, 32, 32, 32, ("change", 16)),  # nor without splicing
@@ -216,7 +239,7 @@ def test_resolved_settings_are_what_the_explainer_runs_with(vae_handle, tiny_mod
     expected = resolve(RelabelConfig(), SIZE, *tiny_model.input_shape[:2])
     assert explainer.resolved(state, tiny_model.input_shape) == {
         "attribution": expected.attribution, "student_resolution": expected.student_resolution,
-        "num_samples": expected.num_samples, "learning_rate": 1.0, "vae_resolution": SIZE}
+        "student_input": expected.student_input, "num_samples": expected.num_samples, "learning_rate": 1.0, "vae_resolution": SIZE}
     assert relabel(vae=vae_handle, learning_rate=0.1).resolved(state, (224, 224, 3))["learning_rate"] == 0.1
 
 

@@ -69,6 +69,11 @@ def defaults_of(labels, aliases: dict[str, str] | None = None) -> dict[str, dict
     return json.loads(json.dumps(table))  # tuples as lists: the form a config file holds
 
 
+# input-dependent settings first recorded after some runs, with the value every run before used (so those
+# runs resume): relabel's student always read the signed change before student_input existed
+EARLIER_RESOLVED = {"student_input": "change"}
+
+
 def resolved_settings(explainers: dict[str, Explainer], states: dict[str, State], input_shape) -> dict[str, dict]:
     """``{label: {setting: value}}``: what each method's input-dependent defaults (``"auto"``, ``None``) stand
     for on inputs shaped ``input_shape`` ``(H, W, C)``, for the methods that have such defaults. Resumable
@@ -84,5 +89,5 @@ def _is_json(value) -> bool:
         isinstance(value, (tuple, list)) and all(_is_json(v) for v in value))
 
 
-__all__ = ["EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "method_defaults",
+__all__ = ["EARLIER_RESOLVED", "EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "method_defaults",
            "per_example_keys", "resolved_settings"]

@@ -29,7 +29,8 @@ For each image ``x`` explained for class ``c``:
    setting whose *same* fraction is closest to one half (:func:`probe_settings`, :func:`choose_probe`). A neighbourhood whose minority relabel
    holds under ``DEGENERATE_SHARE`` of the samples is reported as ``degenerate`` in the diagnostics.
 3. **Linear student** (:func:`fit_student`). A two-class linear model on the synthetic images
-   (downsampled to the student grid, :func:`student_grid`, minus the equally downsampled ``x``) is
+   (downsampled to the student grid, :func:`student_grid`, minus the equally downsampled ``x``; with
+   ``student_input="size"``, the absolute value of that change, :func:`student_features`) is
    trained on ``soft_weight * T^2 * KL(teacher_T || student_T) + hard_weight * CE(relabel, student)``
    plus an L2 penalty, on the first ``1 - holdout`` of the samples; its *fidelity* is its balanced
    accuracy on the relabels of the held-out rest. The paper weighs both terms; the default keeps only
@@ -51,9 +52,15 @@ For each image ``x`` explained for class ``c``:
    evidence the neighbourhood's average change of the pixel takes away (in the spliced neighbourhood
    that change is half the step from the photo to the VAE's decoding, so this reads like RISE: how much
    of the class is lost where the photo is replaced). The default, ``"auto"`` (:func:`attribution_for`),
-   is ``"change"`` in a spliced neighbourhood whose VAE decodes at the image's resolution (CIFAR-10) and
-   ``"magnitude"`` otherwise (the 64 px VAE of 224 px photos, or a residual neighbourhood): each won on
-   its development split (results/README.md). The map is bilinearly upsampled from the student grid
+   is ``"change"`` in a spliced neighbourhood and ``"magnitude"`` (the paper's) in the others. The
+   magnitudes mark evidence *against* the class as brightly as evidence for it: on 2x2 grids of four
+   classes they lit the other cells, and the signed change map raised the grid pointing game on
+   ImageNet's development grids from 0.41 to 0.68 (results/README.md). Where the 64 px VAE's decodings
+   are upsampled into a 224 px photo, the change's *sign* at a pixel varies from sample to sample while
+   its *size* (whether the window replaced the pixel) is what predicts the relabel, so there the student
+   reads the size (``student_input="auto"`` -> ``"size"``, :func:`student_input_for`; level with the
+   magnitudes on development photos, where the signed input lost 0.036 ± 0.013); at the VAE's own
+   resolution (CIFAR-10) it reads the signed change, as chosen on that development split. The map is bilinearly upsampled from the student grid
    (:func:`student_grid`; ``student_resolution`` px on its shorter side). ``None`` (default,
    :func:`student_resolution_for`) is the image's own resolution for the change map of a VAE that decodes
    at it (CIFAR-10: 32 px, +0.076 ± 0.017 over 16 px on its development split), and 16 px otherwise: the
@@ -81,6 +88,7 @@ from jaxplain.zoo import load_vae
 
 SHIFTED, SAME = 0, 1
 ATTRIBUTIONS = ("auto", "input", "magnitude", "margin", "change")
+STUDENT_INPUTS = ("auto", "change", "size")  # the sample's signed change from the photo, or its absolute value
 NEIGHBOURHOODS = ("residual", "decoded", "spliced")
 OPTIMISERS = {"momentum": 1.0, "adam": 0.01}  # student optimiser -> default learning rate
 DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples leaves the student little to learn
@@ -88,7 +96,7 @@ DEGENERATE_SHARE = 0.02  # a minority relabel below this share of the samples le
 __all__ = ["RelabelConfig", "VaeHandle", "attribute", "attribution_for", "balanced_accuracy", "choose_probe",
            "default_vae_name", "explain_image", "fit_student", "image_sampler", "neighbourhood_for",
            "probe_settings", "relabel", "relabel_samples", "resolve", "student_features",
-           "student_grid", "student_resolution_for", "synthesise"]
+           "student_grid", "student_input_for", "student_resolution_for", "synthesise"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +123,7 @@ class RelabelConfig:
     holdout: float = 0.2
     attribution: str = "auto"
     student_optimiser: str = "momentum"
+    student_input: str = "auto"
 
     def __post_init__(self):
         samples = self.num_samples
@@ -125,6 +134,7 @@ class RelabelConfig:
             raise ValueError(f"splice_share must be in (0, 1] and splice_grid at least 1, not {self.splice_share} "
                              f"and {self.splice_grid}")
         require_choice("attribution", self.attribution, ATTRIBUTIONS)
+        require_choice("student_input", self.student_input, STUDENT_INPUTS)
         if self.soft_weight + self.hard_weight <= 0:
             raise ValueError(f"soft_weight ({self.soft_weight}) and hard_weight ({self.hard_weight}) leave the student "
                              "nothing to fit; make at least one positive")
@@ -184,9 +194,13 @@ def synthesise(config: RelabelConfig, image, decoded, base, key, share=None):
     return blend(decoded, image[None], windows)
 
 
-def student_features(synthetic, image, grid: tuple[int, int]):
-    """What the student sees: each sample's change from ``image`` on the student grid, flattened ``[n, D]``."""
-    return (resize(synthetic, grid) - resize(image[None], grid)).reshape(synthetic.shape[0], -1)
+def student_features(synthetic, image, grid: tuple[int, int], student_input: str = "change"):
+    """What the student sees: each sample's change from ``image`` on the student grid, flattened ``[n, D]``;
+    its absolute value for ``student_input="size"`` (how much each pixel was replaced, not in which direction)."""
+    if student_input not in ("change", "size"):
+        raise ValueError(f'student_input {student_input!r}: resolve "auto" with student_input_for first')
+    change = (resize(synthetic, grid) - resize(image[None], grid)).reshape(synthetic.shape[0], -1)
+    return jnp.abs(change) if student_input == "size" else change
 
 
 def relabel_samples(logits, label, reference_logits, temperature: float):
@@ -275,14 +289,25 @@ def fit_student(config: RelabelConfig, features, same, soft):
     return weights, balanced_accuracy(predicted[:n], same[:n]), balanced_accuracy(predicted[n:], same[n:])
 
 
-def attribution_for(config: RelabelConfig, vae_resolution: int, height: int, width: int) -> str:
-    """The map ``config.attribution`` names; ``"auto"`` is ``"change"`` in a spliced neighbourhood whose
-    VAE decodes at the image's resolution, and ``"magnitude"`` otherwise: when the decodings are
-    upsampled, or the neighbourhood is not spliced (each chosen on a development split: CIFAR-10 with
-    its 32 px VAE, imagenet-dev with the 64 px one; results/README.md)."""
+def attribution_for(config: RelabelConfig) -> str:
+    """The map ``config.attribution`` names; ``"auto"`` is the signed ``"change"`` map in a spliced
+    neighbourhood (it marks the evidence for the class, not against it; chosen on the development photos
+    and grids of CIFAR-10 and imagenet-dev, results/README.md), and the paper's ``"magnitude"`` otherwise."""
     if config.attribution != "auto":
         return config.attribution
-    return "change" if splices_at_full_resolution(config, vae_resolution, height, width) else "magnitude"
+    return "change" if config.neighbourhood == "spliced" else "magnitude"
+
+
+def student_input_for(config: RelabelConfig, attribution: str, vae_resolution: int, height: int, width: int) -> str:
+    """The student's input ``config.student_input`` names; ``"auto"`` is ``"size"`` (each pixel's absolute
+    change) for the ``"change"`` map of a spliced neighbourhood whose decodings are upsampled into the image
+    (the 64 px VAE of 224 px photos: there the change's sign is noise and its size the signal), and the
+    signed ``"change"`` otherwise (each chosen on its development split, results/README.md)."""
+    if config.student_input != "auto":
+        return config.student_input
+    upsampled = config.neighbourhood == "spliced" and not splices_at_full_resolution(config, vae_resolution,
+                                                                                      height, width)
+    return "size" if upsampled and attribution == "change" else "change"
 
 
 def splices_at_full_resolution(config: RelabelConfig, vae_resolution: int, height: int, width: int) -> bool:
@@ -303,11 +328,13 @@ def student_resolution_for(config: RelabelConfig, attribution: str, vae_resoluti
 
 
 def resolve(config: RelabelConfig, vae_resolution: int, height: int, width: int) -> RelabelConfig:
-    """``config`` with its VAE- and image-dependent defaults (``attribution="auto"``,
-    ``student_resolution=None``) made concrete for an image of ``height`` x ``width``."""
-    attribution = attribution_for(config, vae_resolution, height, width)
+    """``config`` with its VAE- and image-dependent defaults (``attribution`` and ``student_input``
+    ``"auto"``, ``student_resolution=None``) made concrete for an image of ``height`` x ``width``."""
+    attribution = attribution_for(config)
     resolution = student_resolution_for(config, attribution, vae_resolution, height, width)
-    return dataclasses.replace(config, attribution=attribution, student_resolution=resolution)
+    student_input = student_input_for(config, attribution, vae_resolution, height, width)
+    return dataclasses.replace(config, attribution=attribution, student_resolution=resolution,
+                               student_input=student_input)
 
 
 def attribute(config: RelabelConfig, weights, image, features, same, zero_pixel):
@@ -383,7 +410,7 @@ def explain_image(config: RelabelConfig, model: ModelHandle, params, vae: VaeHan
 
     def draw(_, index):
         synthetic, same, soft = sample(scale, share, jax.random.fold_in(sample_key, index), config.chunk)
-        return None, (student_features(synthetic, image, grid), same, soft)
+        return None, (student_features(synthetic, image, grid, config.student_input), same, soft)
 
     _, (features, same, soft) = jax.lax.scan(draw, None, jnp.arange(config.num_samples // config.chunk))
     features = features.reshape(config.num_samples, -1)
@@ -418,6 +445,7 @@ def relabel(
     holdout: float = 0.2,
     attribution: str = "auto",
     student_optimiser: str = "momentum",
+    student_input: str = "auto",
     vae: str | VaeHandle | None = None,
 ) -> Explainer:
     """Re-label distillation with a VAE neighbourhood of ``num_samples`` latents and a linear student.
@@ -443,6 +471,7 @@ def relabel(
     def resolved(state, input_shape):
         concrete = resolve(config, state.learned.module.resolution, *input_shape[:2])
         return {"attribution": concrete.attribution, "student_resolution": concrete.student_resolution,
+                "student_input": concrete.student_input,
                 "num_samples": concrete.num_samples, "learning_rate": learning_rate_for(concrete),
                 "vae_resolution": state.learned.module.resolution}
 
