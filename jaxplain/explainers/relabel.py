@@ -55,17 +55,18 @@ For each image ``x`` explained for class ``c``:
    is ``"change"`` in a spliced neighbourhood and ``"magnitude"`` (the paper's) in the others. The
    magnitudes mark evidence *against* the class as brightly as evidence for it: on 2x2 grids of four
    classes they lit the other cells, and the signed change map raised the grid pointing game on
-   ImageNet's development grids from 0.41 to 0.68 (results/README.md). Where the 64 px VAE's decodings
+   ImageNet's development grids from 0.42 to 0.68 (results/README.md). Where the 64 px VAE's decodings
    are upsampled into a 224 px photo, the change's *sign* at a pixel varies from sample to sample while
    its *size* (whether the window replaced the pixel) is what predicts the relabel, so there the student
    reads the size (``student_input="auto"`` -> ``"size"``, :func:`student_input_for`; level with the
    magnitudes on development photos, where the signed input lost 0.036 ± 0.013); at the VAE's own
-   resolution (CIFAR-10) it reads the signed change, as chosen on that development split. The map is bilinearly upsampled from the student grid
-   (:func:`student_grid`; ``student_resolution`` px on its shorter side). ``None`` (default,
-   :func:`student_resolution_for`) is the image's own resolution for the change map of a VAE that decodes
-   at it (CIFAR-10: 32 px, +0.076 ± 0.017 over 16 px on its development split), and 16 px otherwise: the
-   scale of the smallest change the 64 px VAE's 4x4 latent grid makes in a 224 px photo, where finer
-   students fit noise with ~1000 samples. :func:`resolve` makes ``"auto"`` and the ``None`` default concrete.
+   resolution (CIFAR-10) it reads the signed change, as chosen on that development split.
+   The map is bilinearly upsampled from the student grid (:func:`student_grid`; ``student_resolution``
+   px on its shorter side). ``None`` (default, :func:`student_resolution_for`) is the image's own
+   resolution for the change map of a VAE that decodes at it (CIFAR-10: 32 px, +0.076 ± 0.017 over 16 px
+   on its development split), and 16 px otherwise: the scale of the smallest change the 64 px VAE's 4x4
+   latent grid makes in a 224 px photo, where finer students fit noise with ~1000 samples.
+   :func:`resolve` makes the ``"auto"`` and ``None`` defaults concrete.
 
 :func:`explain_image` composes the steps for one image; the explainer maps it over a batch
 (``lax.map``), ``scan``s over sample chunks of ``chunk`` and probes one scale at a time (peak memory:
