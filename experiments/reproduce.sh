@@ -115,9 +115,10 @@ for stage in "$@"; do
       # RISE, extremal perturbation, relabel and DAX on the same grids (sized for a GPU), paired by cell with
       # the methods of grids-imagenet-cpu and GFI
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_more.toml
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_relabel.toml
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_dax.toml
-      $PYTHON experiments/paired.py results/imagenet_grids_more results/imagenet_grids_dax results/imagenet_grids_cpu \
-        results/imagenet_grids_gfi_log --metric gridpg --against gradcam ;;
+      $PYTHON experiments/paired.py results/imagenet_grids_more results/imagenet_grids_relabel results/imagenet_grids_dax \
+        results/imagenet_grids_cpu results/imagenet_grids_gfi_log --metric gridpg --against gradcam ;;
     grids-cifar10)
       # localisation grids from CIFAR-10 test images (32 px grids of four 16 px cells); no choice was made on them
       $JAXPLAIN data grids --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --out runs/grids-cifar10 \
@@ -235,7 +236,21 @@ for stage in "$@"; do
         --variants abs_magnitude,abs_change_map,abs_centred_magnitude,abs_centred_change_map --out results/relabel_dev_study_abs
       $PYTHON experiments/paired.py results/relabel_dev_study_abs --against default
       $JAXPLAIN evaluate --config experiments/configs/relabel_dev_splice_grid.toml
-      $PYTHON experiments/paired.py results/relabel_dev_splice_grid results/relabel_dev_samples --against relabel_soft ;;
+      $PYTHON experiments/paired.py results/relabel_dev_splice_grid results/relabel_dev_samples --against relabel_soft
+      # the signed change map (and the size input) on development grids, where the map must sit on the cell's
+      # object, and on the development photos; Grad-CAM on the same cells as the reference
+      [ -f runs/grids-dev/labels.tsv ] || $JAXPLAIN data grids --data runs/imagenet-dev-dev.tsv --out runs/grids-dev --count 64 --seed 0
+      $PYTHON experiments/relabel_study.py --data runs/grids-dev --limit "${STUDY_LIMIT:-32}" --samples 1000 \
+        --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
+        --baseline student_resolution=16 \
+        --variants change_map,smooth1,abs_magnitude,abs_change_map,abs_centred_change_map --out results/relabel_dev_grids_study
+      $PYTHON experiments/relabel_study.py --data runs/imagenet-dev-dev.tsv --limit "${STUDY_LIMIT:-32}" --samples 1000 \
+        --neighbourhood spliced --baseline attribution=magnitude --baseline soft_weight=1.0 --baseline hard_weight=0.0 \
+        --baseline student_resolution=16 --variants change_map,abs_change_map --out results/relabel_dev_study_signed
+      $JAXPLAIN evaluate --config experiments/configs/relabel_dev_grids_gradcam.toml
+      $PYTHON experiments/paired.py results/relabel_dev_grids_study --against default --metric gridpg
+      $PYTHON experiments/paired.py results/relabel_dev_grids_study results/relabel_dev_grids_gradcam --metric gridpg --against gradcam
+      $PYTHON experiments/paired.py results/relabel_dev_study_signed --against default ;;
     relabel-test)
       # relabel against Grad-CAM and RISE on the test split: held-out rows never used for a choice
       test_split
@@ -255,7 +270,11 @@ for stage in "$@"; do
       # the same comparison on 128 test images (the runs above go on to 128; Grad-CAM and random beside them)
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_baselines.toml
       $PYTHON experiments/paired.py results/relabel_test_samples4000 results/relabel_test_rise \
-        results/relabel_test_baselines --against relabel_4000 ;;
+        results/relabel_test_baselines --against relabel_4000
+      # today's map (signed change map, size input; chosen on the development grids), on the same images and seed
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_size.toml
+      $PYTHON experiments/paired.py results/relabel_test_size results/relabel_test_samples4000 results/relabel_test_rise \
+        results/relabel_test_baselines --against relabel_size --limit 64 ;;
     relabel-cifar-dev)
       # re-label choices for CIFAR-10 on its development images (the second half of its test split)
       $JAXPLAIN evaluate --config experiments/configs/cifar10_relabel_dev_probe.toml
