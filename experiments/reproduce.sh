@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-cpu grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-cpu grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-exact-size relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -70,6 +70,11 @@ for stage in "$@"; do
       test_split
       $JAXPLAIN evaluate --config experiments/configs/relabel_test_exact_4000.toml
       $PYTHON experiments/paired.py results/relabel_test_exact_4000 results/relabel_test_exact --against relabel_4000 ;;
+    relabel-exact-size)
+      # the exact protocol on 16 test images for today's map (signed change map, size input)
+      test_split
+      $JAXPLAIN evaluate --config experiments/configs/relabel_test_exact_size.toml
+      $PYTHON experiments/paired.py results/relabel_test_exact_size results/relabel_test_exact --against relabel_size ;;
     gfi-dev)
       # GFI's layer and settings, chosen on development grids (even rows of imagenet-dev) only
       dev_split
