@@ -89,5 +89,5 @@ def _is_json(value) -> bool:
         isinstance(value, (tuple, list)) and all(_is_json(v) for v in value))
 
 
-__all__ = ["EARLIER_RESOLVED", "EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get", "method_defaults",
-           "per_example_keys", "resolved_settings"]
+__all__ = ["EARLIER_RESOLVED", "EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get",
+           "method_defaults", "per_example_keys", "resolved_settings"]
