@@ -374,9 +374,13 @@ def train_surrogate(
     teacher: Annotated[str, typer.Option(help="the model to explain: cifar10_resnet_small or efficientnet_lite0")],
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="training data (default: the preset's)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="artefact folder (default checkpoints/surrogate_TEACHER)")] = None,
-    workdir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/surrogate_TEACHER); rerun to resume")] = None,
+    workdir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/ and the --out folder's name); rerun to resume")] = None,
+    features: Annotated[Optional[str], typer.Option(
+        help="teacher features the student reads, shallowest first, comma-separated (attention on the frozen "
+             "teacher); 'none' for the paper's student trained from scratch (default: the preset's)")] = None,
     epochs: Optional[int] = None,
     batch_size: Optional[int] = None,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--float32", help="the surrogate's dtype (default: the preset's)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="training images (smoke test)")] = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
@@ -387,11 +391,13 @@ def train_surrogate(
     presets = {"cifar10_resnet_small": "cifar10", "cifar10_resnet": "cifar10", "efficientnet_lite0": "imagenet"}
     if teacher not in presets:
         raise UsageError(f"no surrogate recipe for {teacher!r}; choose one of: {', '.join(presets)}")
-    changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "limit": limit, "data": data}.items()
-               if v is not None}
+    changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "limit": limit, "data": data,
+                                 "bf16": bf16}.items() if v is not None}
+    if features is not None:
+        changes["features"] = () if features == "none" else tuple(f.strip() for f in features.split(",") if f.strip())
     recipe = surrogate_trainer.preset(presets[teacher], raw_data, teacher=teacher, **changes)
     out = out or Path(f"checkpoints/surrogate_{teacher}")
-    config = surrogate_trainer.train(recipe, out, workdir or Path(f"runs/surrogate_{teacher}"), data_dir=tfds_dir,
+    config = surrogate_trainer.train(recipe, out, workdir or Path("runs") / out.name, data_dir=tfds_dir,
                                      raw_data=raw_data, command=_command_line())
     typer.echo(f"student top-1 {config['student_top1']:.2%} (teacher {config['teacher_top1']:.2%}), agreement with "
                f"the teacher {config['agreement']:.2%} on {config['holdout_images']} held-out images; wrote {out}")

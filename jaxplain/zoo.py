@@ -139,7 +139,7 @@ def load_surrogate(model_name: str, checkpoint: str | Path | None = None):
     """The attentive surrogate (:class:`~jaxplain.nets.surrogate.SurrogateHandle`) trained for teacher
     ``model_name``: the shipped ``surrogate_<model_name>``, or the artefact in ``checkpoint``."""
     from jaxplain.artefacts import cast_floats, load_artefact, project_checkpoints
-    from jaxplain.nets.surrogate import Surrogate, SurrogateHandle
+    from jaxplain.nets.surrogate import FeatureSurrogate, Surrogate, SurrogateHandle
 
     directory = Path(checkpoint) if checkpoint else project_checkpoints() / f"surrogate_{model_name}"
     if not (directory / "config.json").is_file():
@@ -148,8 +148,10 @@ def load_surrogate(model_name: str, checkpoint: str | Path | None = None):
     variables, config = load_artefact(directory)
     if config.get("teacher") not in (None, model_name) and checkpoint is None:
         raise UsageError(f"{directory} holds the surrogate of {config['teacher']!r}, not of {model_name!r}")
-    module = Surrogate(config["num_classes"], config["width"], tuple(config["blocks"]), config["stem_stride"])
-    return SurrogateHandle(module, cast_floats(variables, "float32"))
+    features = tuple(config.get("features", ()))
+    module = (FeatureSurrogate(config["num_classes"], config["width"]) if features else
+              Surrogate(config["num_classes"], config["width"], tuple(config["blocks"]), config["stem_stride"]))
+    return SurrogateHandle(module, cast_floats(variables, "float32"), features)
 
 
 MODELS: dict[str, Callable[[], Model]] = {

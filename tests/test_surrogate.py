@@ -1,5 +1,7 @@
 """The attentive surrogate: shapes, losses by hand, and train -> resume -> load -> explain on a tiny teacher."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,3 +89,26 @@ def test_train_resume_load_and_explain_with_a_tiny_teacher(tmp_path, monkeypatch
     np.testing.assert_allclose(maps, again)  # class-agnostic, as in the paper
     with pytest.raises(UsageError, match="jaxplain train surrogate --teacher tiny"):
         runner.explain(model, "surrogate", images)
+
+
+def test_a_surrogate_on_the_teachers_own_features_trains_loads_and_reads_the_teacher(tmp_path, monkeypatch):
+    """The student made of attention modules on the frozen teacher's features: trained, loaded by the explainer,
+    its maps computed from the teacher's params as passed; an unknown feature name lists the valid ones."""
+    monkeypatch.setitem(MODELS, "tiny", make_tiny_model)
+    folder = write_labelled_folder(tmp_path / "images", 16)
+    recipe = SurrogateRecipe(teacher="tiny", data=str(folder), holdout=str(folder), folder_rows="even",
+                             features=("conv1", "head"), width=8, epochs=1, batch_size=4, bf16=False, holdout_limit=8)
+    config = train(recipe, tmp_path / "surrogate", tmp_path / "run")
+    assert config["architecture"] == "FeatureSurrogate" and config["features"] == ["conv1", "head"]
+    assert 0.0 < config["map_mean"] < 1.0
+
+    model = make_tiny_model()
+    images = np.random.default_rng(1).uniform(size=(3, 16, 16, 3)).astype(np.float32)
+    maps = runner.explain(model, "surrogate", images, [0, 1, 2], checkpoint=str(tmp_path / "surrogate"))
+    assert maps.shape == (3, 16, 16) and np.isfinite(maps).all() and (maps >= 0).all() and (maps <= 1).all()
+    other_teacher = make_tiny_model(seed=1)
+    elsewhere = runner.explain(other_teacher, "surrogate", images, [0, 1, 2], checkpoint=str(tmp_path / "surrogate"))
+    assert np.abs(maps - elsewhere).max() > 1e-4  # the maps are made from the teacher's own features
+
+    with pytest.raises(UsageError, match="no feature nowhere; valid: conv1, head"):
+        train(dataclasses.replace(recipe, features=("conv1", "nowhere")), tmp_path / "bad", tmp_path / "bad_run")

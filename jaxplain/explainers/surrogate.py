@@ -2,8 +2,8 @@
 
 ``init`` loads the surrogate trained for the teacher (``checkpoints/surrogate_<teacher>``, made by
 ``jaxplain train surrogate --teacher <teacher>``; see :mod:`jaxplain.train.surrogate_trainer`);
-``explain`` runs the student and the explanation network on the batch and returns the map ``H`` in
-[0, 1]. The map explains the teacher's prediction as the surrogate learned it: it does not depend on
+``explain`` runs the student and the explanation network on the batch (a surrogate that reads the
+teacher's own features runs the teacher first) and returns the map ``H`` in [0, 1]. The map explains the teacher's prediction as the surrogate learned it: it does not depend on
 the label asked for (the paper's networks are class-agnostic).
 """
 
@@ -23,9 +23,8 @@ def surrogate(checkpoint: str | None = None) -> Explainer:
         return State(ModelHandle.of(model), load_surrogate(model.name, checkpoint))
 
     def explain(state, params, images, labels, *, key=None):
-        del params, labels, key
-        handle = state.learned
-        _, maps = handle.module.apply(handle.variables, images)
+        del labels, key
+        _, maps = state.learned(state.model.apply_fn, params, images)
         return maps.astype(jnp.float32)
 
     return Explainer("surrogate", init, explain)
