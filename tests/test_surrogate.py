@@ -9,7 +9,7 @@ import pytest
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
-from jaxplain.nets.surrogate import Surrogate
+from jaxplain.nets.surrogate import FeatureSurrogate, Surrogate
 from jaxplain.train.surrogate_trainer import (SurrogateRecipe, distillation_losses, explanation_loss, sparsity_loss,
                                               train)
 from jaxplain.zoo import MODELS
@@ -22,6 +22,17 @@ def test_the_network_returns_logits_and_a_map_in_unit_range():
     variables = jax.jit(network.init)(jax.random.key(1), x)
     logits, maps = jax.jit(network.apply)(variables, x)
     assert logits.shape == (2, 5) and maps.shape == (2, 16, 16)
+    assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+
+
+def test_the_feature_surrogate_decodes_features_of_any_scales_into_a_map_of_the_input_size():
+    network = FeatureSurrogate(num_classes=5, width=4)
+    keys = jax.random.split(jax.random.key(0), 3)
+    images = jax.random.uniform(keys[0], (2, 20, 20, 3))
+    features = [jax.random.normal(keys[1], (2, 10, 10, 6)), jax.random.normal(keys[2], (2, 3, 3, 7))]  # x3.3 apart
+    variables = network.init(jax.random.key(1), images, features)
+    (logits, maps), _ = network.apply(variables, images, features, train=True, mutable=["batch_stats"])
+    assert logits.shape == (2, 5) and maps.shape == (2, 20, 20)
     assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
 
 
