@@ -123,3 +123,19 @@ def test_a_surrogate_on_the_teachers_own_features_trains_loads_and_reads_the_tea
 
     with pytest.raises(UsageError, match="no feature nowhere; valid: conv1, head"):
         train(dataclasses.replace(recipe, features=("conv1", "nowhere")), tmp_path / "bad", tmp_path / "bad_run")
+
+
+def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
+    """Today's shipped CIFAR-10 surrogate (teacher features) and the from-scratch one (an artefact written before
+    ``features`` was recorded) both load for the real teacher and give the same map alone as in a batch."""
+    from jaxplain.artefacts import project_checkpoints
+    from jaxplain.zoo import load_model
+
+    model = load_model("cifar10_resnet_small")
+    images = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
+    for checkpoint in (None, str(project_checkpoints() / "surrogate_cifar10_resnet_small_scratch")):
+        maps = runner.explain(model, "surrogate", images, checkpoint=checkpoint)
+        alone = runner.explain(model, "surrogate", images[1:2], checkpoint=checkpoint)
+        assert maps.shape == (3, 32, 32) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+        np.testing.assert_allclose(alone[0], maps[1], atol=1e-5)
+        assert float(maps.std()) > 1e-3  # not a constant map
