@@ -149,6 +149,8 @@ def load_surrogate(model_name: str, checkpoint: str | Path | None = None):
     if config.get("teacher") not in (None, model_name) and checkpoint is None:
         raise UsageError(f"{directory} holds the surrogate of {config['teacher']!r}, not of {model_name!r}")
     features = tuple(config.get("features", ()))
+    if features and config.get("teacher") != model_name:
+        raise UsageError(f"{directory} reads the features of {config['teacher']!r}; it cannot explain {model_name!r}")
     module = (FeatureSurrogate(config["num_classes"], config["width"]) if features else
               Surrogate(config["num_classes"], config["width"], tuple(config["blocks"]), config["stem_stride"]))
     return SurrogateHandle(module, cast_floats(variables, "float32"), features)

@@ -139,3 +139,12 @@ def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
         assert maps.shape == (3, 32, 32) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
         np.testing.assert_allclose(alone[0], maps[1], atol=1e-5)
         assert float(maps.std()) > 1e-3  # not a constant map
+
+
+def test_a_feature_surrogate_refuses_another_teacher(tmp_path):
+    from jaxplain.artefacts import project_checkpoints
+
+    model = make_tiny_model()  # named "tiny"; the artefact reads cifar10_resnet_small's features
+    with pytest.raises(UsageError, match="reads the features of 'cifar10_resnet_small'"):
+        runner.explain(model, "surrogate", np.zeros((1, 16, 16, 3), np.float32),
+                       checkpoint=str(project_checkpoints() / "surrogate_cifar10_resnet_small"))

@@ -3,8 +3,9 @@
 ``init`` loads the surrogate trained for the teacher (``checkpoints/surrogate_<teacher>``, made by
 ``jaxplain train surrogate --teacher <teacher>``; see :mod:`jaxplain.train.surrogate_trainer`);
 ``explain`` runs the student and the explanation network on the batch (a surrogate that reads the
-teacher's own features runs the teacher first) and returns the map ``H`` in [0, 1]. The map explains the teacher's prediction as the surrogate learned it: it does not depend on
-the label asked for (the paper's networks are class-agnostic).
+teacher's own features runs the teacher first) and returns the map ``H`` in [0, 1]. The map explains
+the teacher's prediction as the surrogate learned it: it does not depend on the label asked for (the
+paper's networks are class-agnostic).
 """
 
 from __future__ import annotations
