@@ -381,6 +381,7 @@ def train_surrogate(
     epochs: Optional[int] = None,
     batch_size: Optional[int] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--float32", help="the surrogate's dtype (default: the preset's)")] = None,
+    l1: Annotated[Optional[float], typer.Option(help="lambda of the L1 term on the map, per 224 x 224 pixels (default: the paper's 1e-5)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="training images (smoke test)")] = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
@@ -392,7 +393,7 @@ def train_surrogate(
     if teacher not in presets:
         raise UsageError(f"no surrogate recipe for {teacher!r}; choose one of: {', '.join(presets)}")
     changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "limit": limit, "data": data,
-                                 "bf16": bf16}.items() if v is not None}
+                                 "bf16": bf16, "l1": l1}.items() if v is not None}
     if features is not None:
         changes["features"] = () if features == "none" else tuple(f.strip() for f in features.split(",") if f.strip())
     recipe = surrogate_trainer.preset(presets[teacher], raw_data, teacher=teacher, **changes)

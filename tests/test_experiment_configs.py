@@ -45,6 +45,10 @@ def test_every_job_file_resumes_against_its_results(path):
     job, out = job_and_results(path)
     if not (out / CONFIG).exists():
         pytest.skip(f"{out.name} holds no results yet")
+    unshipped = [s["checkpoint"] for s in job["settings"].values()
+                 if str(s.get("checkpoint", "")).startswith("runs/") and not (REPO / s["checkpoint"]).exists()]
+    if unshipped:  # a development variant that was not shipped: its training command is in the job file
+        pytest.skip(f"{out.name} reads {', '.join(unshipped)}, a training run's output not in this checkout")
     claim(job, out)
 
 
