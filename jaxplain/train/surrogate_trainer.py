@@ -173,9 +173,10 @@ def train(recipe: SurrogateRecipe, out: str | Path, workdir: str | Path, *, data
     side = teacher.input_shape[0]
     stored = side if recipe.augmentation == "crop_flip" else round(side * 256 / 224)
     names = tuple(recipe.features)
-    unknown = sorted(set(names) - set(feature_names(teacher)))
+    valid = feature_names(teacher)
+    unknown = sorted(set(names) - set(valid))
     if unknown:
-        raise UsageError(f"{recipe.teacher} has no feature {', '.join(unknown)}; valid: {', '.join(feature_names(teacher))}")
+        raise UsageError(f"{recipe.teacher} has no feature {', '.join(unknown)}; valid: {', '.join(valid)}")
     images, labels = training_images(recipe, stored, data_dir=data_dir, raw_data=raw_data)
     dtype = jnp.bfloat16 if recipe.bf16 else jnp.float32
     network = (FeatureSurrogate(teacher.num_classes, recipe.width, dtype) if names else
