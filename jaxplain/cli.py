@@ -382,6 +382,9 @@ def train_surrogate(
     batch_size: Optional[int] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--float32", help="the surrogate's dtype (default: the preset's)")] = None,
     l1: Annotated[Optional[float], typer.Option(help="lambda of the L1 term on the map, per 224 x 224 pixels (default: the paper's 1e-5)")] = None,
+    deletion: Annotated[Optional[float], typer.Option(
+        help="weight of a deletion term, the teacher's probability of its class on what the map removes "
+             "(not the paper's; default 0)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="training images (smoke test)")] = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
@@ -393,9 +396,11 @@ def train_surrogate(
     if teacher not in presets:
         raise UsageError(f"no surrogate recipe for {teacher!r}; choose one of: {', '.join(presets)}")
     changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "limit": limit, "data": data,
-                                 "bf16": bf16, "l1": l1}.items() if v is not None}
+                                 "bf16": bf16, "l1": l1, "deletion": deletion}.items() if v is not None}
     if features is not None:
         changes["features"] = () if features == "none" else tuple(f.strip() for f in features.split(",") if f.strip())
+        if features != "none" and not changes["features"]:
+            raise UsageError("--features names no feature; give feature names, or 'none' for the paper's student")
     recipe = surrogate_trainer.preset(presets[teacher], raw_data, teacher=teacher, **changes)
     out = out or Path(f"checkpoints/surrogate_{teacher}")
     config = surrogate_trainer.train(recipe, out, workdir or Path("runs") / out.name, data_dir=tfds_dir,

@@ -1,5 +1,8 @@
 """The training toolkit: a killed run resumes from its checkpoint and ends where an uninterrupted run ends."""
 
+import json
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +11,7 @@ import pytest
 
 from jaxplain.nets.vae import VAE, decode, elbo_terms, encode
 from jaxplain.train import create_state, fit, load_artefact, make_train_step, save_artefact, shuffled_batches
+from jaxplain.train.loop import training_seconds
 
 DATA = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
 TARGET = DATA @ np.array([1.0, -2.0, 0.5, 3.0], np.float32)
@@ -17,7 +21,7 @@ class Interrupted(Exception):
     pass
 
 
-def run(workdir, *, stop_after=None, epochs=3):
+def run(workdir, *, stop_after=None, epochs=3, pause=0.0):
     optimizer = optax.sgd(0.05, momentum=0.9)
 
     def loss_fn(params, model_state, batch, key):
@@ -33,6 +37,7 @@ def run(workdir, *, stop_after=None, epochs=3):
             if stop_after is not None and len(seen) == stop_after:
                 raise Interrupted
             seen.append((epoch, b))
+            time.sleep(pause)
             rows = order[b * 8:(b + 1) * 8]
             yield {"x": DATA[rows], "y": TARGET[rows]}
 
@@ -51,6 +56,18 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     assert int(resumed.step) == int(reference.step) == 24
     np.testing.assert_allclose(resumed.params["w"], reference.params["w"], rtol=1e-6)
     assert (tmp_path / "killed" / "metrics.jsonl").read_text().count("\n") > 0
+
+
+def test_training_time_counts_every_process_of_a_resumed_run(tmp_path):
+    with pytest.raises(Interrupted):  # a slow first process: 8 steps of 0.3 s up to its checkpoint at step 8
+        run(tmp_path / "run", stop_after=11, pause=0.3)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    first = next(r["seconds"] for r in logged if r["step"] == 8)  # logged as the step-8 checkpoint was saved
+    started = time.perf_counter()
+    run(tmp_path / "run")  # a fast second one
+    second = time.perf_counter() - started
+    assert second < first  # what lets the next line tell a carried total from the second process's own time
+    assert first <= training_seconds(tmp_path / "run") <= first + second + 0.1
 
 
 def test_shuffled_batches_cover_every_row_once_per_epoch_and_skip_as_resume_needs():

@@ -11,7 +11,6 @@ a linear one-cycle learning rate peaking at 0.4 (batch 512) at 25 % of training.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -26,7 +25,7 @@ from jaxplain.model import Normalisation
 from jaxplain.models.resnet_cifar import ResNet9
 from jaxplain.train import augment
 from jaxplain.train.checkpoints import cast_floats, save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches, training_seconds
 
 CIFAR10_NORMALISATION = Normalisation(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
 
@@ -99,11 +98,10 @@ def train(recipe: CifarRecipe, out: str | Path, workdir: str | Path, *, data_dir
 
     state = create_state(variables["params"], {"batch_stats": variables["batch_stats"]}, optimizer)
     evaluate = _evaluator(model, test_set.images, test_set.labels)
-    started = time.perf_counter()
     state = fit(state, make_train_step(loss_fn, optimizer), batches, epochs=recipe.epochs,
                 steps_per_epoch=steps_per_epoch, workdir=workdir, key=key, evaluate=evaluate,
                 checkpoint_every=max(steps_per_epoch * 5, 1), description="cifar10_resnet")
-    seconds = time.perf_counter() - started
+    seconds = training_seconds(workdir)  # every process of a resumed run
     stored = cast_floats({"params": state.params, **state.model_state}, recipe.stored_dtype)
     restored = cast_floats(stored, "float32")
     shipped = state.replace(params=restored["params"], model_state={"batch_stats": restored["batch_stats"]})

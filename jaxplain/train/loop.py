@@ -81,6 +81,13 @@ class MetricsLog:
             f.write(json.dumps({k: float(v) if hasattr(v, "__float__") else v for k, v in values.items()}) + "\n")
 
 
+def training_seconds(workdir: str | Path) -> float:
+    """The training time of the run in ``workdir`` as its last finished :func:`fit` logged it (every
+    process that resumed it counted)."""
+    lines = (Path(workdir) / "metrics.jsonl").read_text().splitlines()
+    return next(json.loads(line)["seconds"] for line in reversed(lines) if '"finished"' in line)
+
+
 def shuffled_batches(arrays: dict[str, np.ndarray], batch_size: int, steps_per_epoch: int, seed: int
                      ) -> Callable[[int, int], Iterator[dict[str, np.ndarray]]]:
     """``batches(epoch, skip)`` for :func:`fit`: the epoch's batches of ``arrays`` (same first dimension) after the
@@ -114,19 +121,23 @@ def fit(
 ) -> TrainState:
     """Trains for ``epochs``; ``batches(epoch, skip)`` yields the epoch's batches after the first ``skip``.
 
-    Resumes from the newest checkpoint in ``workdir/checkpoints`` if there is one.
+    Resumes from the newest checkpoint in ``workdir/checkpoints`` if there is one. The ``seconds`` of the
+    metrics log (and of each checkpoint) count training time over every process of the run, up to the newest
+    checkpoint for the ones that were interrupted; :func:`training_seconds` reads the finished run's total.
     """
     workdir = Path(workdir)
     manager = run_manager(workdir / "checkpoints")
     log = MetricsLog(workdir / "metrics.jsonl")
-    restored, _ = restore_latest(manager, state)
+    restored, meta = restore_latest(manager, state)
     if restored is not None:
         state = restored
         tqdm.write(f"resuming {description} from step {int(state.step)} ({workdir / 'checkpoints'})")
+    carried = float((meta or {}).get("seconds", 0.0))  # training time of earlier processes, up to the checkpoint
     start = int(state.step)
     total = epochs * steps_per_epoch
     progress = tqdm(total=total, initial=start, desc=description, unit="step")
     started = time.perf_counter()
+    seconds = lambda: carried + time.perf_counter() - started
     try:
         for epoch in range(start // steps_per_epoch, epochs):
             skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
@@ -137,15 +148,16 @@ def fit(
                 if (step + 1) % log_every == 0:
                     values = jax.device_get(metrics)
                     progress.set_postfix(loss=f"{values['loss']:.4f}")
-                    log.write(step=step + 1, epoch=epoch, seconds=time.perf_counter() - started, **values)
+                    log.write(step=step + 1, epoch=epoch, seconds=seconds(), **values)
                 if (step + 1) % checkpoint_every == 0:
-                    save_state(manager, step + 1, state, {"epoch": epoch})
+                    save_state(manager, step + 1, state, {"epoch": epoch, "seconds": seconds()})
             if evaluate is not None:
                 results = evaluate(state)
-                log.write(step=int(state.step), epoch=epoch, seconds=time.perf_counter() - started, **results)
+                log.write(step=int(state.step), epoch=epoch, seconds=seconds(), **results)
                 tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         if manager.latest_step() != int(state.step):
-            save_state(manager, int(state.step), state, {"epoch": epochs})
+            save_state(manager, int(state.step), state, {"epoch": epochs, "seconds": seconds()})
+        log.write(step=int(state.step), epoch=epochs, seconds=seconds(), finished=True)
     finally:
         manager.wait_until_finished()  # an interrupted run still completes the checkpoint in flight
     progress.close()

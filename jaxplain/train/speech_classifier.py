@@ -11,7 +11,6 @@ variants never occur in training.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -25,7 +24,7 @@ from jaxplain.data.loader import load_arrays
 from jaxplain.data.speech import WORDS
 from jaxplain.models.speech_cnn import SpeechCNN
 from jaxplain.train.checkpoints import save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches, training_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,11 +108,10 @@ def train(recipe: SpeechRecipe, out: str | Path, workdir: str | Path, *, data_di
         return {"test_accuracy": hits / len(test_set.labels)}
 
     state = create_state(variables["params"], {"batch_stats": variables["batch_stats"]}, optimizer)
-    started = time.perf_counter()
     state = fit(state, make_train_step(loss_fn, optimizer), batches, epochs=recipe.epochs,
                 steps_per_epoch=steps_per_epoch, workdir=workdir, key=key, evaluate=evaluate,
                 checkpoint_every=max(steps_per_epoch * 2, 1), description="spoken_digits_cnn")
-    seconds = time.perf_counter() - started
+    seconds = training_seconds(workdir)  # every process of a resumed run
     config = {
         "architecture": "SpeechCNN", "widths": list(recipe.widths), "num_classes": len(WORDS),
         "class_names": list(WORDS), "frontend": dataclasses.asdict(frontend), "recipe": dataclasses.asdict(recipe),

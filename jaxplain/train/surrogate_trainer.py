@@ -5,6 +5,7 @@ For a batch of augmented images ``x`` with labels ``y`` and the frozen teacher `
     alpha * t^2 * KL(softmax(z_T / t) || softmax(z_S / t)) + (1 - alpha) * CE(z_S, y)     (distillation)
     + KL(softmax(z_T(x)) || softmax(z_T(x * H + m * (1 - H))))                           (explanation)
     + lam * sum |H|  (at 224 x 224; see below)                                            (sparsity)
+    [+ beta * p_c(x * (1 - H) + m * H)   (deletion; not the paper's, off unless the recipe sets beta)]
 
 with ``S`` the attentive student, ``H`` the explanation network's map and ``m`` the colour the teacher
 normalises to zero (the paper multiplies normalised images by ``H``). The explanation term is
@@ -29,7 +30,6 @@ student, trained from scratch, is ``features=()`` (``--features none``).
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -46,7 +46,7 @@ from jaxplain.model import Preprocessing, feature_names
 from jaxplain.nets.surrogate import FeatureSurrogate, Surrogate, teacher_outputs
 from jaxplain.train import augment
 from jaxplain.train.checkpoints import cast_floats, save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches, training_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +70,7 @@ class SurrogateRecipe:
     alpha: float = 0.5
     temperature: float = 1.0
     l1: float = 1e-5
+    deletion: float = 0.0  # weight of the deletion term (not the paper's: 0 leaves it out); see deletion_loss
     bf16: bool = True
     stored_dtype: str = "float32"  # the shipped artefact's floats ("bfloat16" halves its size); reported as stored
     seed: int = 0
@@ -125,6 +126,18 @@ def explanation_loss(teacher_apply, teacher_params, images, maps, teacher_logits
     prediction on what the map keeps."""
     kept_logits = teacher_apply(teacher_params, blend(images, fill, maps))[0].astype(jnp.float32)
     return optax.kl_divergence(jax.nn.log_softmax(kept_logits), jax.nn.softmax(teacher_logits))
+
+
+def deletion_loss(teacher_apply, teacher_params, images, maps, teacher_logits, fill):
+    """The teacher's probability of its class on what the map removes, ``p_c(x (1 - H) + fill H)``, per example.
+
+    Not in the paper, whose objective only asks the kept region to preserve the prediction; a map can meet that
+    while spreading over everything. This term (the deletion game's, as in extremal perturbation and DAX) also
+    asks the removed region to lose the class. Its weight is the recipe's ``deletion`` (0 = the paper's loss).
+    """
+    removed_logits = teacher_apply(teacher_params, blend(images, fill, 1.0 - maps))[0].astype(jnp.float32)
+    classes = jnp.argmax(teacher_logits, -1)
+    return jnp.take_along_axis(jax.nn.softmax(removed_logits), classes[:, None], -1)[:, 0]
 
 
 def training_images(recipe: SurrogateRecipe, size: int, *, data_dir=None, raw_data=None):
@@ -212,10 +225,14 @@ def train(recipe: SurrogateRecipe, out: str | Path, workdir: str | Path, *, data
         explain = explanation_loss(teacher.apply_fn, teacher_params, x, maps, teacher_logits, fill)
         sparsity = sparsity_loss(maps, recipe.l1)
         loss = jnp.mean(distil + explain + sparsity)
+        removal = {}
+        if recipe.deletion:
+            removal["deletion"] = deletion_loss(teacher.apply_fn, teacher_params, x, maps, teacher_logits, fill).mean()
+            loss = loss + recipe.deletion * removal["deletion"]
         agreement = jnp.mean(jnp.argmax(student_logits, -1) == jnp.argmax(teacher_logits, -1))
         return loss, (dict(updates), {
             "distillation": distil.mean(), "explanation": explain.mean(), "map_mean": maps.mean(),
-            "agreement": agreement})
+            "agreement": agreement, **removal})
 
     batches = shuffled_batches({"images": images, "labels": labels}, recipe.batch_size, steps_per_epoch, recipe.seed)
 
@@ -237,11 +254,10 @@ def train(recipe: SurrogateRecipe, out: str | Path, workdir: str | Path, *, data
                 "agreement": float(np.mean(student == teacher_top1)), "map_mean": float(map_mean.mean())}
 
     state = create_state(variables["params"], {k: v for k, v in variables.items() if k != "params"}, optimizer)
-    started = time.perf_counter()
     state = fit(state, make_train_step(loss_fn, optimizer, constants=teacher.params), batches, epochs=recipe.epochs,
                 steps_per_epoch=steps_per_epoch, workdir=workdir, key=key, evaluate=evaluate,
                 checkpoint_every=max(steps_per_epoch, 1), description=f"surrogate of {recipe.teacher}")
-    seconds = time.perf_counter() - started
+    seconds = training_seconds(workdir)  # every process of a resumed run
     shipped = cast_floats({"params": state.params, **state.model_state}, recipe.stored_dtype)
     rounded = cast_floats(shipped, "float32")  # the report is of the weights as shipped
     report = evaluate(state.replace(params=rounded.pop("params"), model_state=rounded))

@@ -11,7 +11,6 @@ full-resolution image (see :mod:`jaxplain.explainers.relabel`), so detail the VA
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -25,7 +24,7 @@ from jaxplain.data.folder import FolderSource
 from jaxplain.data.loader import load_arrays
 from jaxplain.nets.vae import VAE, decode, elbo_terms, encode
 from jaxplain.train.checkpoints import save_artefact
-from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches
+from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches, training_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,11 +158,10 @@ def train(recipe: VaeRecipe, out: str | Path, workdir: str | Path, *, data_dir=N
 
     batches = shuffled_batches({"images": images}, recipe.batch_size, steps_per_epoch, recipe.seed)
 
-    started = time.perf_counter()
     state = fit(create_state(params, {}, optimizer), make_train_step(loss_fn, optimizer), batches,
                 epochs=recipe.epochs, steps_per_epoch=steps_per_epoch, workdir=workdir, key=key,
                 checkpoint_every=max(steps_per_epoch * 5, 1), description=f"vae{recipe.resolution}")
-    seconds = time.perf_counter() - started
+    seconds = training_seconds(workdir)  # every process of a resumed run
     teacher = load_model(recipe.teacher)
     report = reconstruction_report(vae, state.params, teacher,
                                    holdout_images(recipe, teacher, data_dir=data_dir, raw_data=raw_data))
