@@ -60,7 +60,8 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
 
 
 def read_scores(run: Path, metric: str, limit: int | None) -> dict[str, dict[int, float]]:
-    lines = (run / "records.jsonl").read_text().splitlines()
+    """Per-image scores of an evaluation folder's ``records.jsonl``, or of a records file named directly."""
+    lines = (run if run.suffix == ".jsonl" else run / "records.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines if line.strip()]
     return per_image([r for r in records if limit is None or r["index"] < limit], metric)
 
@@ -68,7 +69,7 @@ def read_scores(run: Path, metric: str, limit: int | None) -> dict[str, dict[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+",
-                        help="an evaluation folder (with records.jsonl); two of the same images; or, with --against, "
+                        help="an evaluation folder (with records.jsonl) or a records file; two of the same images; or, with --against, "
                              "any number of runs of the same images with different methods")
     parser.add_argument("--metric", choices=tuple(SCORES), default="ins-del")
     parser.add_argument("--against", help="compare every method with this one (default: all pairs)")

@@ -98,7 +98,9 @@ for stage in "$@"; do
       $JAXPLAIN data grids --data runs/imagenet-dev-dev.tsv --out runs/grids-dev --count 64 --seed 0
       $JAXPLAIN evaluate --model efficientnet_lite0 --methods gfi,gfi_stage6=gfi,gfi_stage5=gfi,gradcam \
         --set gfi_stage6.layer=stage6 --set gfi_stage5.layer=stage5 --set gfi.class_score=probability \
-        --set gfi_stage6.class_score=probability --set gfi_stage5.class_score=probability --data runs/grids-dev \
+        --set gfi_stage6.class_score=probability --set gfi_stage5.class_score=probability \
+        --set gfi.channel_weights=non_negative --set gfi.mask_normalisation=min_max --set gfi_stage6.channel_weights=non_negative --set gfi_stage6.mask_normalisation=min_max \
+        --set gfi_stage5.channel_weights=non_negative --set gfi_stage5.mask_normalisation=min_max --data runs/grids-dev \
         --limit 64 --metrics gridpg,localisation --batch-size 16 --out runs/gfi-dev-layers
       $JAXPLAIN evaluate --config experiments/configs/gfi_dev_tuning.toml
       # the class stage's score (stop 26: log-probability became the default), then its penalty and length
@@ -117,18 +119,28 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/gfi_dev_log_settings results/gfi_dev_log_layer results/gfi_dev_signed results/gfi_dev_sparser results/gfi_dev_class_score \
         --metric gridpg --against gfi_log
       $PYTHON experiments/paired.py results/gfi_dev_background results/gfi_dev_l1 results/gfi_dev_class_score --metric gridpg \
-        --against gfi_log --limit 32 ;;
+        --against gfi_log --limit 32
+      # the reference code's mask normalisation, (m - min) / max; rectified signed weights (the default since)
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_normalisation.toml
+      $JAXPLAIN evaluate --config experiments/configs/gfi_dev_rectified.toml
+      $PYTHON experiments/paired.py results/gfi_dev_rectified results/gfi_dev_normalisation results/gfi_dev_class_score \
+        --metric gridpg --against gfi_log --limit 64 ;;
     grids-imagenet)
       # localisation grids from the held-out odd rows; GridPG and localisation error of every method
       heldout_split
       $JAXPLAIN data grids --data runs/imagenet-dev-heldout.tsv --out runs/grids-test --count 64 --seed 1
       $JAXPLAIN evaluate --model efficientnet_lite0 --data runs/grids-test --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
-        --set gfi.class_score=probability --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test
-      # GFI at today's default (the log-probability class stage), paired on the same cells
+        --set gfi.class_score=probability --set gfi.channel_weights=non_negative --set gfi.mask_normalisation=min_max \
+        --metrics gridpg,localisation --batch-size 16 --out results/imagenet_grids_test
+      # GFI with the log-probability class stage (the default from stop 26), paired on the same cells
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_gfi_log.toml
       $PYTHON experiments/paired.py results/imagenet_grids_gfi_log results/imagenet_grids_test --metric gridpg \
-        --against gfi_log ;;
+        --against gfi_log
+      # GFI at today's defaults (rectified signed channel weights), paired on the same cells
+      $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_gfi_rectified.toml
+      $PYTHON experiments/paired.py results/imagenet_grids_gfi_rectified results/imagenet_grids_gfi_log \
+        results/imagenet_grids_test results/imagenet_grids_cpu --metric gridpg --against gfi_rectified ;;
     grids-imagenet-cpu)
       # LIME and Score-CAM on the held-out grids, beside Grad-CAM and the references (sized for a CPU)
       $JAXPLAIN evaluate --config experiments/configs/imagenet_grids_cpu.toml
@@ -147,10 +159,14 @@ for stage in "$@"; do
         --count 64 --seed 1
       $JAXPLAIN evaluate --model cifar10_resnet_small --data runs/grids-cifar10 --limit 256 \
         --methods gfi,gradcam,gradient,integrated_gradients,smoothgrad,occlusion,random,centre \
-        --set gfi.class_score=probability --batch-size 64 --examples 4 --out results/cifar10_grids_test
+        --set gfi.class_score=probability --set gfi.channel_weights=non_negative --set gfi.mask_normalisation=min_max \
+        --batch-size 64 --examples 4 --out results/cifar10_grids_test
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_gfi_log.toml
       $PYTHON experiments/paired.py results/cifar10_grids_gfi_log results/cifar10_grids_test --metric gridpg \
-        --against gfi_log ;;
+        --against gfi_log
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_gfi_rectified.toml
+      $PYTHON experiments/paired.py results/cifar10_grids_gfi_rectified results/cifar10_grids_gfi_log \
+        results/cifar10_grids_test results/cifar10_grids_more --metric gridpg --against gfi_rectified ;;
     grids-cifar10-more)
       # the same grids for RISE, LIME, Score-CAM, extremal perturbation and re-label distillation
       $JAXPLAIN evaluate --config experiments/configs/cifar10_grids_more.toml

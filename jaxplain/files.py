@@ -44,11 +44,14 @@ def check_output_folder(out: str | Path) -> Path:
     return out
 
 
-def with_added_settings(recorded: dict, current: dict) -> dict:
+def with_added_settings(recorded: dict, current: dict, earlier: dict | None = None) -> dict:
     """Recorded ``{method: {setting: default}}`` with the settings added to a method since the run began
-    taken at their current default: a new setting's default keeps the method's old behaviour (the rule
-    for adding one), so it does not stop a resume; a default that changed still does."""
-    return {label: current.get(label, {}) | settings for label, settings in recorded.items()}
+    taken at ``earlier``'s value where it names one (the value every run before the setting used, when its
+    default has changed since), else at their current default: a new setting's default keeps the method's
+    old behaviour (the rule for adding one), so it does not stop a resume; a default that changed still does."""
+    earlier = earlier or {}
+    return {label: current.get(label, {}) | {k: v for k, v in earlier.items() if k in current.get(label, {})}
+            | settings for label, settings in recorded.items()}
 
 
 def with_added_resolved(recorded: dict, current: dict, earlier: dict) -> dict:
@@ -88,17 +91,19 @@ def differences(previous: dict, current: dict) -> list[str]:
 
 
 def claim_output_folder(out: Path, identity: dict, kind: str, *, defaults: dict | None = None,
-                        name: str = "config.json", earlier_resolved: dict | None = None) -> None:
+                        name: str = "config.json", earlier_resolved: dict | None = None,
+                        earlier_defaults: dict | None = None) -> None:
     """Records ``identity`` (the settings that decide a resumable job's results) in ``out/name``, or, when
     ``out`` already holds one, checks it is the same (``defaults`` fill keys older runs did not record;
-    ``earlier_resolved`` the resolved settings they did not, :func:`with_added_resolved`):
+    ``earlier_resolved`` the resolved settings they did not, :func:`with_added_resolved`; ``earlier_defaults``
+    the value of a setting added since whose default is not what those runs used, :func:`with_added_settings`):
     resuming with other settings would mix two jobs' results, so it is refused naming what differs.
     Methods are compared by their :func:`effective_settings`."""
     path = Path(out) / name
     if path.exists():
         previous = (defaults or {}) | json.loads(path.read_text())
         if "defaults" in previous and "defaults" in identity:
-            previous["defaults"] = with_added_settings(previous["defaults"], identity["defaults"])
+            previous["defaults"] = with_added_settings(previous["defaults"], identity["defaults"], earlier_defaults)
         if earlier_resolved and "resolved" in previous and "resolved" in identity:
             previous["resolved"] = with_added_resolved(previous["resolved"], identity["resolved"], earlier_resolved)
         changed = differences(effective_settings(previous), effective_settings(identity))

@@ -38,7 +38,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches, process_shard
 from jaxplain.errors import UsageError
 from jaxplain.evaluation.harness import append_records, read_records
-from jaxplain.explainers import EARLIER_RESOLVED, defaults_of, resolved_settings
+from jaxplain.explainers import EARLIER_DEFAULTS, EARLIER_RESOLVED, defaults_of, resolved_settings
 from jaxplain.files import check_output_folder, claim_output_folder
 from jaxplain.model import Model
 from jaxplain.parallel import data_mesh
@@ -105,7 +105,7 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
     identity = config.identity(model.name, resolved_settings(explainers, states, model.input_shape))
     claim_output_folder(out, identity, "a job", name=JOB,
                         defaults={"defaults": identity["defaults"], "resolved": identity["resolved"]},
-                        earlier_resolved=EARLIER_RESOLVED)
+                        earlier_resolved=EARLIER_RESOLVED, earlier_defaults=EARLIER_DEFAULTS)
     mine = process_shard(np.arange(total), config.process_index, config.process_count)
     row_of = {int(index): row for row, index in enumerate(mine)}
     records_file = records_path(out, config.process_index)

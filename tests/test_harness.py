@@ -144,6 +144,27 @@ def test_a_resolved_setting_recorded_since_the_run_began_takes_the_value_earlier
         evaluate(tiny_model, config(folder, limit=2), out)
 
 
+def test_a_setting_added_since_with_a_new_default_takes_the_value_earlier_runs_used(folder, tmp_path, tiny_model,
+                                                                                  monkeypatch):
+    """A setting added after a run began whose default is not what the run did (GFI's ``channel_weights``, now
+    "rectified") is read, for that run, as EARLIER_DEFAULTS names: the unpinned config is refused, naming it (taken
+    at today's default it would mix two kinds of map), and the config pinning the old value resumes."""
+    from jaxplain.evaluation import harness
+
+    out = tmp_path / "run"
+    evaluate(tiny_model, config(folder, limit=2), out)
+    recorded = json.loads((out / "config.json").read_text())
+    del recorded["defaults"]["rise"]["p"]  # as if rise's p were added since, at a default of 0.5 ...
+    (out / "config.json").write_text(json.dumps(recorded))
+    monkeypatch.setattr(harness, "EARLIER_DEFAULTS", {"p": 0.25})  # ... while the run had used 0.25
+    with pytest.raises(UsageError, match=r"\(methods.rise.p differ\)"):
+        evaluate(tiny_model, config(folder, limit=2), out)
+    pinned = config(folder).methods | {"rise": config(folder).methods["rise"] | {"p": 0.25}}
+    evaluate(tiny_model, dataclasses.replace(config(folder, limit=2), methods=pinned), out)
+    monkeypatch.setattr(harness, "EARLIER_DEFAULTS", {})  # without it, the added setting keeps its default: resumes
+    evaluate(tiny_model, config(folder, limit=2), out)
+
+
 def brightness_model(size: int = 16):
     """Four classes by mean brightness (centres 1/8, 3/8, 5/8, 7/8): a teacher whose answers are known."""
     from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable

@@ -52,6 +52,9 @@ def test_runs_of_different_methods_merge_for_against(tmp_path):
     rows = [line for line in out.splitlines() if line.startswith(("| rise", "| surrogate"))]
     assert rows == ["| rise | relabel | +0.050 ± 0.150 | 1 | 0 | 2 | 0.1500 | 0.2000 |",
                     "| surrogate | relabel | -0.150 ± 0.050 | 0 | 0 | 2 | 0.1500 | 0.2000 |"]
+    named = subprocess.run([sys.executable, str(SCRIPT), str(first), str(second / "records.jsonl"), "--against", "relabel"],
+                           capture_output=True, text=True, check=True).stdout  # a records file named directly
+    assert [line for line in named.splitlines() if line.startswith("| rise")] == rows[:1]
     clash = subprocess.run([sys.executable, str(SCRIPT), str(first), str(first), str(third), "--against", "relabel"],
                            capture_output=True, text=True)
     assert clash.returncode == 2 and "two runs have relabel" in clash.stderr

@@ -30,7 +30,7 @@ from jaxplain.data import open_source
 from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
 from jaxplain.files import check_output_folder, claim_output_folder
-from jaxplain.explainers import EARLIER_RESOLVED, defaults_of, resolved_settings
+from jaxplain.explainers import EARLIER_DEFAULTS, EARLIER_RESOLVED, defaults_of, resolved_settings
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (IOU_THRESHOLD, LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask,
@@ -123,7 +123,7 @@ def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str
     # (their configs pin the settings whose defaults changed since)
     claim_output_folder(out, identity, "an evaluation", name=CONFIG,
                         defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"], "resolved": resolved},
-                        earlier_resolved=EARLIER_RESOLVED)
+                        earlier_resolved=EARLIER_RESOLVED, earlier_defaults=EARLIER_DEFAULTS)
 
 
 @functools.lru_cache(maxsize=8)

@@ -73,6 +73,11 @@ def defaults_of(labels, aliases: dict[str, str] | None = None) -> dict[str, dict
 # runs resume): relabel's student always read the signed change before student_input existed
 EARLIER_RESOLVED = {"student_input": "change"}
 
+# settings added after some runs, whose default is not what those runs used, with the value they used (so that
+# they resume as what they were): GFI's weights were non-negative before channel_weights existed (its default is
+# "rectified" now), and its mask min-max normalised before mask_normalisation existed
+EARLIER_DEFAULTS = {"channel_weights": "non_negative", "mask_normalisation": "min_max"}
+
 
 def resolved_settings(explainers: dict[str, Explainer], states: dict[str, State], input_shape) -> dict[str, dict]:
     """``{label: {setting: value}}``: what each method's input-dependent defaults (``"auto"``, ``None``) stand
@@ -89,5 +94,5 @@ def _is_json(value) -> bool:
         isinstance(value, (tuple, list)) and all(_is_json(v) for v in value))
 
 
-__all__ = ["EARLIER_RESOLVED", "EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get",
+__all__ = ["EARLIER_DEFAULTS", "EARLIER_RESOLVED", "EXPLAINERS", "Explainer", "ModelHandle", "State", "defaults_of", "get",
            "method_defaults", "per_example_keys", "resolved_settings"]
