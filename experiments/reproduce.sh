@@ -21,6 +21,8 @@ split_rows() { $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev"
 dev_split() { split_rows even runs/imagenet-dev-dev.tsv; }
 heldout_split() { split_rows odd runs/imagenet-dev-heldout.tsv; }
 test_split() { split_rows odd runs/imagenet-dev-test.tsv --skip 8; }
+# a training run's artefact (its config.json and variables) copied into checkpoints/ to be shipped
+ship_copy() { rm -rf "$2" && mkdir -p "$2" && cp -r "$1/config.json" "$1/variables" "$2/"; }
 # the large evaluations are job files in experiments/configs/ (jaxplain evaluate --config FILE)
 # re-label distillation ablations: the map as weight x (pixel - mean colour) instead of the raw weight
 # magnitudes, and that map from a student fitted with Adam instead of momentum gradient descent
@@ -47,13 +49,22 @@ for stage in "$@"; do
       $JAXPLAIN train surrogate --teacher cifar10_resnet_small
       # the paper's student from scratch, 4 epochs (1560 steps, about 65 min on a 2-core CPU)
       $JAXPLAIN train surrogate --teacher cifar10_resnet_small --features none --epochs 4 --bf16 \
-        --out checkpoints/surrogate_cifar10_resnet_small_scratch ;;
+        --out checkpoints/surrogate_cifar10_resnet_small_scratch
+      # the fast student (stop 35): the teacher read up to layer2, explanation network of width 8, chosen on
+      # development images (cifar10_surrogate_dev_fast.toml); shipped as the development run's copy
+      $JAXPLAIN train surrogate --teacher cifar10_resnet_small --features prep,layer1,layer2 --width 8 \
+        --out runs/surrogate_cifar10_layer2_w8
+      ship_copy runs/surrogate_cifar10_layer2_w8 checkpoints/surrogate_cifar10_resnet_small_fast ;;
     surrogate-imagenet)
       # today's preset: attention modules on the frozen teacher's features (about 25 min on a 2-core CPU)
       $JAXPLAIN train surrogate --teacher efficientnet_lite0
       # the paper's student trained from scratch on the same 254 images (the preset until stop 32)
       $JAXPLAIN train surrogate --teacher efficientnet_lite0 --features none --batch-size 64 --bf16 \
-        --out checkpoints/surrogate_efficientnet_lite0_scratch ;;
+        --out checkpoints/surrogate_efficientnet_lite0_scratch
+      # the fast student's design carried over untuned: the teacher read up to stage5, width 8
+      $JAXPLAIN train surrogate --teacher efficientnet_lite0 --features stage3,stage4,stage5 --width 8 \
+        --out runs/surrogate_efficientnet_lite0_stage5_w8
+      ship_copy runs/surrogate_efficientnet_lite0_stage5_w8 checkpoints/surrogate_efficientnet_lite0_fast ;;
     surrogate-eval)
       # both surrogates on test images, paired with relabel, Grad-CAM and RISE on the same images
       test_split
@@ -71,7 +82,17 @@ for stage in "$@"; do
       $PYTHON experiments/paired.py results/cifar10_surrogate_dev --against surrogate
       $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_features_test.toml
       $PYTHON experiments/paired.py results/cifar10_surrogate_features_test results/cifar10_surrogate_test \
-        results/cifar10_relabel_defaults results/cifar10_relabel_change --against surrogate_features --limit 100 ;;
+        results/cifar10_relabel_defaults results/cifar10_relabel_change --against surrogate_features --limit 100
+      # the fast students: chosen on CIFAR-10 development images, then both on the test images
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_dev_fast.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_dev_fast --against surrogate
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_fast_test.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_fast_test results/cifar10_surrogate_features_test \
+        results/cifar10_surrogate_test results/cifar10_relabel_defaults results/cifar10_relabel_change \
+        --against surrogate_fast --limit 100
+      $JAXPLAIN evaluate --config experiments/configs/surrogate_fast_test.toml
+      $PYTHON experiments/paired.py results/surrogate_fast_test results/surrogate_features_test results/surrogate_test \
+        results/relabel_test_size results/relabel_test_rise results/relabel_test_baselines --against surrogate_fast --limit 64 ;;
     relabel-exact)
       # the exact deletion/insertion protocol on the first 16 test-split images
       test_split

@@ -385,6 +385,9 @@ def train_surrogate(
     deletion: Annotated[Optional[float], typer.Option(
         help="weight of a deletion term, the teacher's probability of its class on what the map removes "
              "(not the paper's; default 0)")] = None,
+    width: Annotated[Optional[int], typer.Option(
+        help="channels of the explanation network's shallowest convolution (twice and four times that for the "
+             "deeper two); for the paper's student also its first stage's (default: the preset's)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="training images (smoke test)")] = None,
     tfds_dir: TfdsDirOption = None,
     raw_data: RawDataOption = None,
@@ -396,7 +399,7 @@ def train_surrogate(
     if teacher not in presets:
         raise UsageError(f"no surrogate recipe for {teacher!r}; choose one of: {', '.join(presets)}")
     changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "limit": limit, "data": data,
-                                 "bf16": bf16, "l1": l1, "deletion": deletion}.items() if v is not None}
+                                 "bf16": bf16, "l1": l1, "deletion": deletion, "width": width}.items() if v is not None}
     if features is not None:
         changes["features"] = () if features == "none" else tuple(f.strip() for f in features.split(",") if f.strip())
         if features != "none" and not changes["features"]:

@@ -36,6 +36,25 @@ def test_the_feature_surrogate_decodes_features_of_any_scales_into_a_map_of_the_
     assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
 
 
+def test_a_feature_surrogate_reads_the_teacher_only_up_to_its_deepest_feature():
+    """A surrogate on the teacher's ``conv1`` alone gives the same maps whatever the layers after ``conv1`` hold
+    (so explaining need not run them), and other maps when ``conv1`` itself changes."""
+    from jaxplain.nets.surrogate import SurrogateHandle
+
+    model = make_tiny_model()
+    images = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    network = FeatureSurrogate(num_classes=5, width=4)
+    features = [model.apply_fn(model.params, images)[1]["conv1"]]
+    handle = SurrogateHandle(network, network.init(jax.random.key(1), images, features), ("conv1",))
+    later_changed = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: leaf + 1.0 if "Conv_0" not in jax.tree_util.keystr(path) else leaf, model.params)
+    first_changed = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: leaf + 1.0 if "Conv_0" in jax.tree_util.keystr(path) else leaf, model.params)
+    maps = handle(model.apply_fn, model.params, images)[1]
+    np.testing.assert_array_equal(handle(model.apply_fn, later_changed, images)[1], maps)
+    assert float(jnp.abs(handle(model.apply_fn, first_changed, images)[1] - maps).max()) > 1e-4
+
+
 def test_distillation_and_explanation_losses_by_hand():
     teacher = jnp.array([[2.0, 0.0, -1.0]])
     assert float(distillation_losses(teacher, teacher, jnp.array([0]), 1.0, 1.0)[0]) == pytest.approx(0.0, abs=1e-6)
@@ -126,14 +145,16 @@ def test_a_surrogate_on_the_teachers_own_features_trains_loads_and_reads_the_tea
 
 
 def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
-    """Today's shipped CIFAR-10 surrogate (teacher features) and the from-scratch one (an artefact written before
-    ``features`` was recorded) both load for the real teacher and give the same map alone as in a batch."""
+    """Today's shipped CIFAR-10 surrogate (teacher features), the fast one (features up to ``layer2``) and the
+    from-scratch one (an artefact written before ``features`` was recorded) all load for the real teacher and give
+    the same map alone as in a batch."""
     from jaxplain.artefacts import project_checkpoints
     from jaxplain.zoo import load_model
 
     model = load_model("cifar10_resnet_small")
     images = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
-    for checkpoint in (None, str(project_checkpoints() / "surrogate_cifar10_resnet_small_scratch")):
+    for checkpoint in (None, *(str(project_checkpoints() / f"surrogate_cifar10_resnet_small_{variant}")
+                               for variant in ("fast", "scratch"))):
         maps = runner.explain(model, "surrogate", images, checkpoint=checkpoint)
         alone = runner.explain(model, "surrogate", images[1:2], checkpoint=checkpoint)
         assert maps.shape == (3, 32, 32) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
