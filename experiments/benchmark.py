@@ -14,6 +14,10 @@ The *roofline* of a method that needs F teacher forward passes per map is ``teac
 roofline. Prints a Markdown table and appends rows to a CSV file.
 
     python experiments/benchmark.py --model efficientnet_lite0 --methods relabel,gradcam --batch 16
+
+A method may be run twice under two labels, ``LABEL=METHOD``, each with its own ``--settings``:
+
+    python experiments/benchmark.py --methods surrogate,refined=surrogate --settings '{"refined": {"refine_steps": 10}}'
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ def forwards_per_map(method: str, settings: dict, model) -> float | None:
         "gradcam": lambda: 3,
         "integrated_gradients": lambda: 3 * (s["steps"] + 1),
         "smoothgrad": lambda: 3 * s["samples"],
+        # the teacher's features; refining adds its logits and, per step, a forward and a backward pass on the
+        # kept and on the removed image
+        "surrogate": lambda: 1 + (1 + 6 * s["refine_steps"] if s["refine_steps"] else 0),
     }
     return counts[method]() if method in counts else None
 
@@ -134,8 +141,9 @@ def main() -> None:
     rows = []
     print(f"{args.model} on {mesh.size} x {device} ({args.dtype}, convolutions in {convolutions}): teacher {teacher_ips:.1f} images/s at batch "
           f"{args.teacher_batch}")
-    for method in args.methods.split(","):
-        options = settings.get(method, {})
+    for label, _, method in (item.partition("=") for item in args.methods.split(",")):
+        method = method or label
+        options = settings.get(label, {})
         seconds = timed(lambda: runner.explain(model, method, images, labels, key=0, batch_size=args.batch,
                                                mesh=mesh, **options), args.repeats)
         maps_per_s = args.batch / seconds
@@ -150,7 +158,7 @@ def main() -> None:
             "fraction_of_roofline": round(maps_per_s / roofline, 3) if roofline else "",
             "settings": json.dumps(options),
         })
-        print(f"| {method} | {maps_per_s:.3g} maps/s | roofline {roofline or float('nan'):.3g} | "
+        print(f"| {label} | {maps_per_s:.3g} maps/s | roofline {roofline or float('nan'):.3g} | "
               f"fraction {maps_per_s / roofline if roofline else float('nan'):.2f} |", flush=True)
     append_rows(args.out, COLUMNS, rows)
 

@@ -21,6 +21,8 @@ split_rows() { $PYTHON experiments/split_labels.py "$JAXPLAIN_DATA/imagenet-dev"
 dev_split() { split_rows even runs/imagenet-dev-dev.tsv; }
 heldout_split() { split_rows odd runs/imagenet-dev-heldout.tsv; }
 test_split() { split_rows odd runs/imagenet-dev-test.tsv --skip 8; }
+# the surrogate's development rows: odd rows after the first 136, which no reported table uses
+surrogate_dev_split() { split_rows odd runs/imagenet-dev-surrogate-dev.tsv --skip 136; }
 # a training run's artefact (its config.json and variables) copied into checkpoints/ to be shipped
 ship_copy() { rm -rf "$2" && mkdir -p "$2" && cp -r "$1/config.json" "$1/variables" "$2/"; }
 # the large evaluations are job files in experiments/configs/ (jaxplain evaluate --config FILE)
@@ -92,7 +94,26 @@ for stage in "$@"; do
         --against surrogate_fast --limit 100
       $JAXPLAIN evaluate --config experiments/configs/surrogate_fast_test.toml
       $PYTHON experiments/paired.py results/surrogate_fast_test results/surrogate_features_test results/surrogate_test \
-        results/relabel_test_size results/relabel_test_rise results/relabel_test_baselines --against surrogate_fast --limit 64 ;;
+        results/relabel_test_size results/relabel_test_rise results/relabel_test_baselines --against surrogate_fast --limit 64
+      # per-image refinement (refine_steps): chosen on development images, then reported on the test images
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_dev_refine.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_dev_refine --against surrogate
+      surrogate_dev_split
+      $JAXPLAIN evaluate --config experiments/configs/surrogate_dev_refine.toml
+      $PYTHON experiments/paired.py results/surrogate_dev_refine --against surrogate
+      $PYTHON experiments/refine_start.py --model cifar10_resnet_small --data "tfds:cifar10_jpeg:test[5000:]" \
+        --limit 64 --out results/cifar10_surrogate_dev_refine_start
+      $PYTHON experiments/paired.py results/cifar10_surrogate_dev_refine_start --against from_constant
+      $PYTHON experiments/refine_start.py --model efficientnet_lite0 --data runs/imagenet-dev-surrogate-dev.tsv \
+        --limit 64 --out results/surrogate_dev_refine_start
+      $PYTHON experiments/paired.py results/surrogate_dev_refine_start --against from_constant
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_refine_test.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_refine_test results/cifar10_surrogate_features_test \
+        results/cifar10_relabel_defaults results/cifar10_relabel_change --against surrogate_refine_10 --limit 100
+      $JAXPLAIN evaluate --config experiments/configs/surrogate_refine_test.toml
+      $PYTHON experiments/paired.py results/surrogate_refine_test results/surrogate_features_test \
+        results/relabel_test_size results/relabel_test_rise results/relabel_test_baselines \
+        --against surrogate_refine_10 --limit 64 ;;
     relabel-exact)
       # the exact deletion/insertion protocol on the first 16 test-split images
       test_split

@@ -9,9 +9,11 @@ import pytest
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
+from jaxplain.explainers.base import ModelHandle
+from jaxplain.explainers.surrogate import refine_maps
 from jaxplain.nets.surrogate import FeatureSurrogate, Surrogate, SurrogateHandle
-from jaxplain.train.surrogate_trainer import (SurrogateRecipe, distillation_losses, explanation_loss, sparsity_loss,
-                                              train)
+from jaxplain.nets.surrogate_objective import deletion_loss, explanation_loss, sparsity_loss
+from jaxplain.train.surrogate_trainer import SurrogateRecipe, distillation_losses, train
 from jaxplain.zoo import MODELS
 from tests.conftest import make_tiny_model, write_labelled_folder
 
@@ -73,6 +75,42 @@ def test_distillation_and_explanation_losses_by_hand():
         full = jnp.ones((1, side, side))
         assert float(sparsity_loss(full, 1e-5)[0]) == pytest.approx(1e-5 * 224 * 224)
     assert float(sparsity_loss(jnp.zeros((1, 8, 8)).at[0, 0, 0].set(-1.0), 1.0)[0]) == pytest.approx(224 * 224 / 64)
+
+
+def refinement_objective(model, images, maps, labels):
+    """The objective :func:`refine_maps` lowers, per image, at its default weights (restated here)."""
+    fill = jnp.zeros(3)
+    logits = model.logits(model.params, images)
+    return (explanation_loss(model.apply_fn, model.params, images, maps, logits, fill) + sparsity_loss(maps, 1e-5)
+            + deletion_loss(model.apply_fn, model.params, images, maps, labels, fill))
+
+
+def test_refining_starts_from_the_surrogates_map_lowers_each_images_objective_and_ignores_the_batch():
+    model = make_tiny_model()
+    handle = ModelHandle.of(model)
+    keys = jax.random.split(jax.random.key(0), 2)
+    images = jax.random.uniform(keys[0], (3, 16, 16, 3))
+    maps = jax.random.uniform(keys[1], (3, 16, 16), minval=0.2, maxval=0.8)
+    labels = jnp.argmax(model.logits(model.params, images), -1)
+    refine = jax.jit(refine_maps, static_argnames=("steps", "stride"))
+
+    np.testing.assert_allclose(refine(handle, model.params, images, maps, labels, steps=0), maps, atol=1e-6)
+    refined = refine(handle, model.params, images, maps, labels, steps=15, stride=4)
+    assert refined.shape == maps.shape and float(refined.min()) >= 0.0 and float(refined.max()) <= 1.0
+    before, after = (refinement_objective(model, images, m, labels) for m in (maps, refined))
+    assert bool(jnp.all(after < before)), (before, after)
+    # the offset lives on a grid of stride-sized cells: one 16 px cell shifts each map's logits by one constant
+    whole = refine(handle, model.params, images, maps, labels, steps=5, stride=16)
+    offset = jnp.log(whole / (1 - whole)) - jnp.log(maps / (1 - maps))
+    assert float(jnp.abs(offset - offset.mean((1, 2), keepdims=True)).max()) < 1e-3
+    assert float(jnp.abs(offset).min()) > 1e-3
+    alone = refine(handle, model.params, images[1:2], maps[1:2], labels[1:2], steps=15, stride=4)
+    np.testing.assert_allclose(alone[0], refined[1], atol=1e-5)
+
+
+def test_a_negative_number_of_refinement_steps_is_refused():
+    with pytest.raises(UsageError, match="refine_steps"):
+        runner.explain(make_tiny_model(), "surrogate", np.zeros((1, 16, 16, 3), np.float32), refine_steps=-1)
 
 
 class Interrupted(Exception):
@@ -146,7 +184,7 @@ def test_a_surrogate_on_the_teachers_own_features_trains_loads_and_reads_the_tea
 def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
     """Today's shipped CIFAR-10 surrogate (teacher features), the fast one (features up to ``layer2``) and the
     from-scratch one (an artefact written before ``features`` was recorded) all load for the real teacher and give
-    the same map alone as in a batch."""
+    the same map alone as in a batch; so does the preset's map refined per image."""
     from jaxplain.artefacts import project_checkpoints
     from jaxplain.zoo import load_model
 
@@ -159,6 +197,10 @@ def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
         assert maps.shape == (3, 32, 32) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
         np.testing.assert_allclose(alone[0], maps[1], atol=1e-5)
         assert float(maps.std()) > 1e-3  # not a constant map
+    refined = runner.explain(model, "surrogate", images, refine_steps=2)
+    alone = runner.explain(model, "surrogate", images[1:2], refine_steps=2)
+    np.testing.assert_allclose(alone[0], refined[1], atol=1e-5)
+    assert float(np.abs(refined - runner.explain(model, "surrogate", images)).max()) > 1e-3  # refining moved the map
 
 
 def test_a_feature_surrogate_refuses_another_teacher(tmp_path):

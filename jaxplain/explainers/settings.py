@@ -42,6 +42,9 @@ INTERVALS = {
     "area_weight": (0.0, math.inf, False, True),
     "input_scale": (0.0, math.inf, False, True),
     "inversion_steps": (0, math.inf, True, True),
+    "refine_steps": (0, math.inf, True, True),
+    "deletion_weight": (0.0, math.inf, True, True),
+    "l1": (0.0, math.inf, True, True),
     "max_segments": (2, math.inf, True, True),
 }
 

@@ -41,9 +41,9 @@ from jaxplain.data import DataSpec, open_source
 from jaxplain.data.folder import FolderSource
 from jaxplain.data.loader import load_arrays
 from jaxplain.errors import UsageError
-from jaxplain.imageops import blend
 from jaxplain.model import Preprocessing, feature_names
 from jaxplain.nets.surrogate import FeatureSurrogate, Surrogate, teacher_outputs
+from jaxplain.nets.surrogate_objective import deletion_loss, explanation_loss, sparsity_loss
 from jaxplain.train import augment
 from jaxplain.train.checkpoints import cast_floats, save_artefact
 from jaxplain.train.loop import create_state, fit, make_train_step, shuffled_batches, training_seconds
@@ -111,33 +111,6 @@ def distillation_losses(student_logits, teacher_logits, labels, alpha: float, te
     soft = optax.kl_divergence(jax.nn.log_softmax(student_logits / t), jax.nn.softmax(teacher_logits / t)) * t ** 2
     hard = optax.softmax_cross_entropy_with_integer_labels(student_logits, labels)
     return alpha * soft + (1.0 - alpha) * hard
-
-
-PAPER_PIXELS = 224 * 224  # the map size the paper's lam was set for
-
-
-def sparsity_loss(maps, lam: float):
-    """``lam * sum |H|`` per example, the sum rescaled to a 224 x 224 map."""
-    return lam * jnp.sum(jnp.abs(maps), axis=(1, 2)) * (PAPER_PIXELS / (maps.shape[1] * maps.shape[2]))
-
-
-def explanation_loss(teacher_apply, teacher_params, images, maps, teacher_logits, fill):
-    """``KL(softmax(z_T(x)) || softmax(z_T(x H + fill (1 - H))))`` per example: the teacher keeps its
-    prediction on what the map keeps."""
-    kept_logits = teacher_apply(teacher_params, blend(images, fill, maps))[0].astype(jnp.float32)
-    return optax.kl_divergence(jax.nn.log_softmax(kept_logits), jax.nn.softmax(teacher_logits))
-
-
-def deletion_loss(teacher_apply, teacher_params, images, maps, teacher_logits, fill):
-    """The teacher's probability of its class on what the map removes, ``p_c(x (1 - H) + fill H)``, per example.
-
-    Not in the paper, whose objective only asks the kept region to preserve the prediction; a map can meet that
-    while spreading over everything. This term (the deletion game's, as in extremal perturbation and DAX) also
-    asks the removed region to lose the class. Its weight is the recipe's ``deletion`` (0 = the paper's loss).
-    """
-    removed_logits = teacher_apply(teacher_params, blend(images, fill, 1.0 - maps))[0].astype(jnp.float32)
-    classes = jnp.argmax(teacher_logits, -1)
-    return jnp.take_along_axis(jax.nn.softmax(removed_logits), classes[:, None], -1)[:, 0]
 
 
 def training_images(recipe: SurrogateRecipe, size: int, *, data_dir=None, raw_data=None):
@@ -227,7 +200,8 @@ def train(recipe: SurrogateRecipe, out: str | Path, workdir: str | Path, *, data
         loss = jnp.mean(distil + explain + sparsity)
         removal = {}
         if recipe.deletion:
-            removal["deletion"] = deletion_loss(teacher.apply_fn, teacher_params, x, maps, teacher_logits, fill).mean()
+            removal["deletion"] = deletion_loss(teacher.apply_fn, teacher_params, x, maps, jnp.argmax(teacher_logits, -1),
+                                               fill).mean()
             loss = loss + recipe.deletion * removal["deletion"]
         agreement = jnp.mean(jnp.argmax(student_logits, -1) == jnp.argmax(teacher_logits, -1))
         return loss, (dict(updates), {
