@@ -3,7 +3,7 @@
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
 #       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
-#       gfi-dev grids-imagenet grids-imagenet-cpu grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-exact-size relabel-cifar-dev relabel-cifar \
+#       gfi-dev grids-imagenet grids-imagenet-cpu grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar bench-surrogate relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-exact-size relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
 # JAXPLAIN_DATA is the folder holding cifar10-jpeg.tar.gz and imagenet-dev/. Training stages resume
@@ -278,6 +278,18 @@ for stage in "$@"; do
       $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev" --batch 16 ;;
     bench-cifar)
       $PYTHON experiments/benchmark.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --batch 64 --teacher-batch 1024 ;;
+    bench-surrogate)
+      # the surrogate (preset, _fast artefact, refined with 10 and 40 steps) against Grad-CAM and RISE; the
+      # issue's 224 x 224 GPU row: SURROGATE_BATCH=256 on a GPU (defaults: the CPU rows of results/README.md)
+      refined='{"surrogate_fast": {"checkpoint": "checkpoints/surrogate_MODEL_fast"},
+        "surrogate_refine_10": {"refine_steps": 10}, "surrogate_refine_40": {"refine_steps": 40}}'
+      methods=surrogate,surrogate_fast=surrogate,surrogate_refine_10=surrogate,surrogate_refine_40=surrogate,gradcam
+      $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev" \
+        --methods "$methods${SURROGATE_RISE:+,rise}" --settings "${refined/MODEL/efficientnet_lite0}" \
+        --batch "${SURROGATE_BATCH:-16}" --teacher-batch 256
+      $PYTHON experiments/benchmark.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:test \
+        --methods "$methods${SURROGATE_RISE:+,rise}" --settings "${refined/MODEL/cifar10_resnet_small}" \
+        --batch "${SURROGATE_BATCH:-64}" --teacher-batch 1024 ;;
     relabel-dev-study)
       # re-label distillation's design choices, on the even (development) rows of imagenet-dev only
       dev_split
