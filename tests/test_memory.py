@@ -26,3 +26,12 @@ def test_chunk_is_the_memory_knob(teacher):
     small = runner.peak_memory(teacher, "rise", batch_size=4, chunk=20)
     large = runner.peak_memory(teacher, "rise", batch_size=4, chunk=100)
     assert large > 3 * small
+
+
+@pytest.mark.real_model
+def test_the_refined_surrogate_fits_a_16_gb_device_at_the_default_batch(teacher):
+    """Refining backpropagates through the teacher on twice the batch: memory grows with the batch, not the steps."""
+    ten = runner.peak_memory(teacher, "surrogate", batch_size=16, refine_steps=10)
+    forty = runner.peak_memory(teacher, "surrogate", batch_size=16, refine_steps=40)
+    assert ten < 4 * GiB, f"{ten / GiB:.2f} GiB at batch 16"
+    assert forty < 1.05 * ten
