@@ -98,6 +98,9 @@ for stage in "$@"; do
       # per-image refinement (refine_steps): chosen on development images, then reported on the test images
       $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_dev_refine.toml
       $PYTHON experiments/paired.py results/cifar10_surrogate_dev_refine --against surrogate
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_dev_refine_settings.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_dev_refine_settings results/cifar10_surrogate_dev_refine \
+        --against surrogate_refine_10
       surrogate_dev_split
       $JAXPLAIN evaluate --config experiments/configs/surrogate_dev_refine.toml
       $PYTHON experiments/paired.py results/surrogate_dev_refine --against surrogate
