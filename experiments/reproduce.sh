@@ -2,7 +2,7 @@
 # Reproduces the trained artefacts in checkpoints/ and the tables in results/README.md, stage by stage:
 #
 #   JAXPLAIN_DATA=../shared/data experiments/reproduce.sh cifar-teacher vae-cifar10 vae-imagenet64 \
-#       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval accuracy eval-imagenet eval-cifar \
+#       speech-classifier surrogate-cifar10 surrogate-imagenet surrogate-eval surrogate-distilled accuracy eval-imagenet eval-cifar \
 #       gfi-dev grids-imagenet grids-imagenet-cpu grids-imagenet-more grids-cifar10 grids-cifar10-more grids-cifar10-dax dax-cifar10 dax-cifar10-dev dax-imagenet-dev dax-imagenet-test audio-clips eval-audio bench-imagenet bench-cifar bench-surrogate relabel-dev-study relabel-test relabel-exact relabel-exact-soft relabel-exact-4000 relabel-exact-size relabel-cifar-dev relabel-cifar \
 #       race bench-job memory dtype
 #
@@ -281,6 +281,33 @@ for stage in "$@"; do
       $PYTHON experiments/benchmark.py --model efficientnet_lite0 --data "$JAXPLAIN_DATA/imagenet-dev" --batch 16 ;;
     bench-cifar)
       $PYTHON experiments/benchmark.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:test --batch 64 --teacher-batch 1024 ;;
+    surrogate-distilled)
+      # the presets fine-tuned on their own refined maps (checkpoints/surrogate_*_distilled), chosen on development
+      # images, reported on the test images
+      dev_split
+      $PYTHON experiments/distil_refined_maps.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:train \
+        --images 4096 --out runs/surrogate_cifar10_distilled_k10
+      $PYTHON experiments/distil_refined_maps.py --model cifar10_resnet_small --data tfds:cifar10_jpeg:train \
+        --images 4096 --epochs 30 --learning-rate 3e-3 --work runs/surrogate_cifar10_distilled_k10-targets \
+        --out runs/surrogate_cifar10_distilled_k10_e30
+      $PYTHON experiments/distil_refined_maps.py --model efficientnet_lite0 --data runs/imagenet-dev-dev.tsv \
+        --images 250 --chunk 16 --batch-size 32 --epochs 10 --out runs/surrogate_imagenet_distilled_k10
+      ship_copy runs/surrogate_cifar10_distilled_k10 checkpoints/surrogate_cifar10_resnet_small_distilled
+      ship_copy runs/surrogate_imagenet_distilled_k10 checkpoints/surrogate_efficientnet_lite0_distilled
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_dev_distilled.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_dev_distilled results/cifar10_surrogate_dev_refine \
+        --against surrogate_distilled
+      surrogate_dev_split
+      $JAXPLAIN evaluate --config experiments/configs/surrogate_dev_distilled.toml
+      $PYTHON experiments/paired.py results/surrogate_dev_distilled results/surrogate_dev_refine --against surrogate_distilled
+      test_split
+      $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_distilled_test.toml
+      $PYTHON experiments/paired.py results/cifar10_surrogate_distilled_test results/cifar10_surrogate_refine_test \
+        results/cifar10_surrogate_features_test results/cifar10_relabel_defaults --against surrogate_distilled --limit 100
+      $JAXPLAIN evaluate --config experiments/configs/surrogate_distilled_test.toml
+      $PYTHON experiments/paired.py results/surrogate_distilled_test results/surrogate_refine_test \
+        results/surrogate_features_test results/relabel_test_size results/relabel_test_rise \
+        results/relabel_test_baselines --against surrogate_distilled --limit 64 ;;
     bench-surrogate)
       # the surrogate (preset, _fast artefact, refined with 10 and 40 steps) against Grad-CAM and RISE; the
       # issue's 224 x 224 GPU row: SURROGATE_BATCH=256 on a GPU (defaults: the CPU rows of results/README.md)

@@ -182,21 +182,25 @@ def test_a_surrogate_on_the_teachers_own_features_trains_loads_and_reads_the_tea
 
 
 def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
-    """Today's shipped CIFAR-10 surrogate (teacher features), the fast one (features up to ``layer2``) and the
-    from-scratch one (an artefact written before ``features`` was recorded) all load for the real teacher and give
-    the same map alone as in a batch; so does the preset's map refined per image."""
+    """Today's shipped CIFAR-10 surrogate (teacher features), the fast one (features up to ``layer2``), the one
+    fine-tuned on refined maps and the from-scratch one (an artefact written before ``features`` was recorded) all
+    load for the real teacher and give the same map alone as in a batch; so does the preset's map refined per
+    image. The fine-tuned network's maps are its own, not the preset's."""
     from jaxplain.artefacts import project_checkpoints
     from jaxplain.zoo import load_model
 
     model = load_model("cifar10_resnet_small")
     images = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
     for checkpoint in (None, *(str(project_checkpoints() / f"surrogate_cifar10_resnet_small_{variant}")
-                               for variant in ("fast", "scratch"))):
+                               for variant in ("fast", "distilled", "scratch"))):
         maps = runner.explain(model, "surrogate", images, checkpoint=checkpoint)
         alone = runner.explain(model, "surrogate", images[1:2], checkpoint=checkpoint)
         assert maps.shape == (3, 32, 32) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
         np.testing.assert_allclose(alone[0], maps[1], atol=1e-5)
         assert float(maps.std()) > 1e-3  # not a constant map
+    distilled = runner.explain(model, "surrogate", images,
+                               checkpoint=str(project_checkpoints() / "surrogate_cifar10_resnet_small_distilled"))
+    assert float(np.abs(distilled - runner.explain(model, "surrogate", images)).max()) > 1e-2
     refined = runner.explain(model, "surrogate", images, refine_steps=2)
     alone = runner.explain(model, "surrogate", images[1:2], refine_steps=2)
     np.testing.assert_allclose(alone[0], refined[1], atol=1e-5)
