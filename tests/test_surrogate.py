@@ -214,3 +214,44 @@ def test_a_feature_surrogate_refuses_another_teacher(tmp_path):
     with pytest.raises(UsageError, match="reads the features of 'cifar10_resnet_small'"):
         runner.explain(model, "surrogate", np.zeros((1, 16, 16, 3), np.float32),
                        checkpoint=str(project_checkpoints() / "surrogate_cifar10_resnet_small"))
+
+
+def test_fine_tuning_on_refined_maps_resumes_its_targets_and_moves_the_maps_towards_them(tmp_path, monkeypatch):
+    """experiments/distil_refined_maps.py on a tiny teacher: the refined targets are written chunk by chunk and read
+    back instead of recomputed; fine-tuning lowers the maps' cross-entropy to them and leaves the teacher alone."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from jaxplain.zoo import load_surrogate
+
+    script = Path(__file__).parent.parent / "experiments" / "distil_refined_maps.py"
+    spec = importlib.util.spec_from_file_location("distil_refined_maps", script)
+    distil = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, distil)  # its dataclass looks its module up there
+    spec.loader.exec_module(distil)
+
+    monkeypatch.setitem(MODELS, "tiny", make_tiny_model)
+    folder = write_labelled_folder(tmp_path / "images", 16)
+    recipe = SurrogateRecipe(teacher="tiny", data=str(folder), holdout=str(folder), folder_rows="even",
+                             features=("conv1", "head"), width=8, epochs=1, batch_size=4, bf16=False, holdout_limit=8)
+    train(recipe, tmp_path / "surrogate", tmp_path / "run")
+    teacher, handle = make_tiny_model(), load_surrogate("tiny", tmp_path / "surrogate")
+    images = np.random.default_rng(2).uniform(size=(12, 16, 16, 3)).astype(np.float32)
+    settings = distil.Settings(refine_steps=3, chunk=8, epochs=20, batch_size=4, learning_rate=1e-2)
+
+    targets = distil.refined_targets(teacher, handle, images, tmp_path / "targets", settings)
+    assert targets.shape == (12, 16, 16) and sorted(p.name for p in (tmp_path / "targets").iterdir()) == [
+        "targets-000000.npy", "targets-000008.npy"]
+    monkeypatch.setattr(distil, "refine_maps", lambda *a, **k: pytest.fail("a chunk on disk was recomputed"))
+    np.testing.assert_array_equal(distil.refined_targets(teacher, handle, images, tmp_path / "targets", settings),
+                                  targets)
+
+    def cross_entropy(variables):
+        maps = np.clip(np.asarray(dataclasses.replace(handle, variables=variables)(teacher.apply_fn, teacher.params,
+                                                                                   images)[1]), 1e-6, 1 - 1e-6)
+        return float(-(targets * np.log(maps) + (1 - targets) * np.log1p(-maps)).mean())
+
+    tuned = distil.fine_tune(teacher, handle, images, targets, settings)
+    assert cross_entropy(tuned) < cross_entropy(handle.variables) - 1e-3
+    assert jax.tree_util.tree_structure(tuned) == jax.tree_util.tree_structure(handle.variables)
