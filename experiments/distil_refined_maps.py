@@ -35,6 +35,7 @@ from jaxplain.data.loader import load_arrays
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.explainers.surrogate import refine_maps
 from jaxplain.nets.surrogate import teacher_outputs
+from jaxplain.train import augment
 from jaxplain.train.checkpoints import cast_floats, save_artefact
 from jaxplain.train.surrogate_trainer import distillation_losses
 from jaxplain.zoo import load_model, load_surrogate
@@ -50,6 +51,16 @@ class Settings:
     alpha: float = 0.5
     temperature: float = 1.0
     seed: int = 0
+
+
+def random_views(images: np.ndarray, views: int, seed: int) -> np.ndarray:
+    """``views`` random resized crops of every image (``[N * views, H, W, C]``, image-major), each flipped at random:
+    more distinct inputs from a small set of photos."""
+    side = images.shape[1]
+    keys = jax.random.split(jax.random.key(seed), 2 * views)
+    crops = [augment.random_flip(keys[2 * v + 1], augment.random_resized_crop(keys[2 * v], jnp.asarray(images), side))
+             for v in range(views)]
+    return np.asarray(jnp.stack(crops, 1).reshape(-1, *images.shape[1:]))
 
 
 def refined_targets(teacher, handle, images: np.ndarray, work: Path, s: Settings) -> np.ndarray:
@@ -118,6 +129,9 @@ def main() -> None:
     parser.add_argument("--model", default="cifar10_resnet_small")
     parser.add_argument("--data", default="tfds:cifar10_jpeg:train", help="training images: TFDS split or folder")
     parser.add_argument("--images", type=int, default=4096, help="the first N images of --data")
+    parser.add_argument("--views", type=int, default=1,
+                        help="with V > 1, V random resized crops of each image (scale 0.25-1, flipped at random), "
+                             "each refined and fitted as an image of its own")
     parser.add_argument("--checkpoint", help="surrogate to start from (default: the shipped one for the model)")
     parser.add_argument("--work", type=Path, help="refined maps, resumable (default: OUT-targets)")
     parser.add_argument("--out", type=Path, required=True)
@@ -131,12 +145,13 @@ def main() -> None:
     source, _ = open_source(args.data)
     batch = load_arrays(source, np.arange(min(args.images, len(source))), teacher.preprocessing,
                         description="training images")
-    targets = refined_targets(teacher, handle, batch.images, args.work or Path(f"{args.out}-targets"), s)
-    variables = fine_tune(teacher, handle, batch.images, targets, s)
+    images = batch.images if args.views == 1 else random_views(batch.images, args.views, s.seed)
+    targets = refined_targets(teacher, handle, images, args.work or Path(f"{args.out}-targets"), s)
+    variables = fine_tune(teacher, handle, images, targets, s)
     start = args.checkpoint or f"checkpoints/surrogate_{args.model}"
     config = artefact_config(args.checkpoint or project_checkpoints() / f"surrogate_{args.model}") | {
         "distilled_from_refined_maps": dataclasses.asdict(s) | {"start": start, "data": args.data,
-                                                               "images": int(len(batch.images))},
+                                                               "images": int(len(batch.images)), "views": args.views},
         "command": "python " + " ".join(sys.argv)}
     stored = config.get("recipe", {}).get("stored_dtype", "float32")  # as the start was shipped
     save_artefact(args.out, cast_floats(jax.device_get(variables), stored), config)

@@ -292,6 +292,8 @@ for stage in "$@"; do
         --out runs/surrogate_cifar10_distilled_k10_e30
       $PYTHON experiments/distil_refined_maps.py --model efficientnet_lite0 --data runs/imagenet-dev-dev.tsv \
         --images 250 --chunk 16 --batch-size 32 --epochs 10 --out runs/surrogate_imagenet_distilled_k10
+      $PYTHON experiments/distil_refined_maps.py --model efficientnet_lite0 --data runs/imagenet-dev-dev.tsv \
+        --images 250 --views 4 --chunk 16 --batch-size 32 --epochs 10 --out runs/surrogate_imagenet_distilled_k10_views4
       ship_copy runs/surrogate_cifar10_distilled_k10 checkpoints/surrogate_cifar10_resnet_small_distilled
       ship_copy runs/surrogate_imagenet_distilled_k10 checkpoints/surrogate_efficientnet_lite0_distilled
       $JAXPLAIN evaluate --config experiments/configs/cifar10_surrogate_dev_distilled.toml

@@ -255,3 +255,8 @@ def test_fine_tuning_on_refined_maps_resumes_its_targets_and_moves_the_maps_towa
     tuned = distil.fine_tune(teacher, handle, images, targets, settings)
     assert cross_entropy(tuned) < cross_entropy(handle.variables) - 1e-3
     assert jax.tree_util.tree_structure(tuned) == jax.tree_util.tree_structure(handle.variables)
+
+    views = distil.random_views(images[:3], 2, seed=0)  # two crops of each image, image-major
+    assert views.shape == (6, 16, 16, 3) and 0.0 <= views.min() and views.max() <= 1.0
+    assert np.abs(views[0] - views[1]).max() > 1e-3 and np.abs(views[0] - images[0]).max() > 1e-3
+    np.testing.assert_array_equal(views, distil.random_views(images[:3], 2, seed=0))
