@@ -69,10 +69,9 @@ def refined_targets(teacher, handle, images: np.ndarray, work: Path, s: Settings
 
     @jax.jit
     def refine(x):
-        logits, maps = handle(teacher.apply_fn, teacher.params, x)
-        predicted = jnp.argmax(teacher.apply_fn(teacher.params, x)[0], -1)
-        del logits
-        return refine_maps(model, teacher.params, x, maps.astype(jnp.float32), predicted, steps=s.refine_steps)
+        predicted = jnp.argmax(model.logits(teacher.params, x), -1)
+        maps = handle(teacher.apply_fn, teacher.params, x)[1].astype(jnp.float32)
+        return refine_maps(model, teacher.params, x, maps, predicted, steps=s.refine_steps)
 
     work.mkdir(parents=True, exist_ok=True)
     parts = []

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxplain.data import open_source
-from jaxplain.data.loader import load_arrays
+from jaxplain.data.loader import iterate_batches
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.explainers.surrogate import refine_maps
 from jaxplain.metrics.faithfulness import batch_deletion_insertion
@@ -47,25 +47,20 @@ def main() -> None:
 
     @jax.jit
     def scores(images):
-        logits = model.logits(model.params, images)
-        labels = jnp.argmax(logits, -1)
+        labels = jnp.argmax(model.logits(model.params, images), -1)
         maps = surrogate(model.apply_fn, model.params, images)[1]
-        starts = {"surrogate": None, "from_surrogate": maps, "from_constant": jnp.full_like(maps, 0.5)}
-        out = {}
-        for name, start in starts.items():
-            final = maps if start is None else refine_maps(handle, model.params, images, start, labels,
-                                                           steps=args.refine_steps)
-            out[name] = batch_deletion_insertion(model.apply_fn, model.params, images, final, labels, model.zero_pixel)
-        return out
+        refine = lambda start: refine_maps(handle, model.params, images, start, labels, steps=args.refine_steps)
+        finals = {"surrogate": maps, "from_surrogate": refine(maps), "from_constant": refine(jnp.full_like(maps, 0.5))}
+        return {name: batch_deletion_insertion(model.apply_fn, model.params, images, final, labels, model.zero_pixel)
+                for name, final in finals.items()}
 
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
-    for begin in range(0, len(rows), args.batch):
-        batch = load_arrays(source, rows[begin:begin + args.batch], model.preprocessing, description="images")
+    for batch in iterate_batches(source, args.batch, model.preprocessing, indices=rows):
         for name, result in scores(jnp.asarray(batch.images)).items():
-            for i, index in enumerate(rows[begin:begin + args.batch]):
-                records.append({"method": name, "index": int(index), "deletion": float(result["deletion"][i]),
-                                "insertion": float(result["insertion"][i]), "refine_steps": args.refine_steps})
+            records += [{"method": name, "index": int(index), "deletion": float(result["deletion"][i]),
+                         "insertion": float(result["insertion"][i]), "refine_steps": args.refine_steps}
+                        for i, index in enumerate(batch.indices)]
     (args.out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {len(records)} records to {args.out / 'records.jsonl'}")
 

@@ -218,7 +218,8 @@ def test_a_feature_surrogate_refuses_another_teacher(tmp_path):
 
 def test_fine_tuning_on_refined_maps_resumes_its_targets_and_moves_the_maps_towards_them(tmp_path, monkeypatch):
     """experiments/distil_refined_maps.py on a tiny teacher: the refined targets are written chunk by chunk and read
-    back instead of recomputed; fine-tuning lowers the maps' cross-entropy to them and leaves the teacher alone."""
+    back instead of recomputed; fine-tuning lowers the maps' cross-entropy to them and returns variables of the
+    surrogate's own structure; random views are crops of each image, image-major and reproducible."""
     import importlib.util
     import sys
     from pathlib import Path
