@@ -32,6 +32,7 @@ from tqdm import tqdm
 from jaxplain.artefacts import artefact_config, project_checkpoints
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_arrays
+from jaxplain.errors import UsageError
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.explainers.surrogate import refine_maps
 from jaxplain.nets.surrogate import teacher_outputs
@@ -107,9 +108,11 @@ def fine_tune(teacher, handle, images: np.ndarray, targets: np.ndarray, s: Setti
         updates, opt_state = optimiser.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, bce
 
+    steps = len(images) // s.batch_size
+    if not steps:
+        raise UsageError(f"{len(images)} images make no batch of --batch-size {s.batch_size}; lower it")
     rng = np.random.default_rng(s.seed)
     opt_state = optimiser.init(params)
-    steps = len(images) // s.batch_size
     progress = tqdm(range(s.epochs), desc="fine-tuning", unit="epoch")
     for _ in progress:
         order = rng.permutation(len(images))

@@ -256,6 +256,8 @@ def test_fine_tuning_on_refined_maps_resumes_its_targets_and_moves_the_maps_towa
     tuned = distil.fine_tune(teacher, handle, images, targets, settings)
     assert cross_entropy(tuned) < cross_entropy(handle.variables) - 1e-3
     assert jax.tree_util.tree_structure(tuned) == jax.tree_util.tree_structure(handle.variables)
+    with pytest.raises(UsageError, match="no batch of --batch-size 4"):
+        distil.fine_tune(teacher, handle, images[:3], targets[:3], settings)
 
     views = distil.random_views(images[:3], 2, seed=0)  # two crops of each image, image-major
     assert views.shape == (6, 16, 16, 3) and 0.0 <= views.min() and views.max() <= 1.0
