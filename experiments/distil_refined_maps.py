@@ -38,7 +38,7 @@ from jaxplain.explainers.surrogate import refine_maps
 from jaxplain.nets.surrogate import teacher_outputs
 from jaxplain.train import augment
 from jaxplain.train.checkpoints import cast_floats, save_artefact
-from jaxplain.train.surrogate_trainer import distillation_losses
+from jaxplain.train.surrogate_trainer import SurrogateRecipe, distillation_losses
 from jaxplain.zoo import load_model, load_surrogate
 
 
@@ -49,8 +49,8 @@ class Settings:
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
-    alpha: float = 0.5
-    temperature: float = 1.0
+    alpha: float = SurrogateRecipe.alpha  # the distillation term as the surrogate was trained with it
+    temperature: float = SurrogateRecipe.temperature
     seed: int = 0
 
 
