@@ -92,12 +92,19 @@ class AudioFrontend:
         return self.log_mel(self.fit(wave))
 
     def load(self, path: str | Path) -> np.ndarray:
-        """Reads a ``.wav`` file and returns the model input."""
-        return self(read_wav(path, self.sample_rate))
+        """Reads a ``.wav`` file and returns the model input; a clip longer than the model hears is refused
+        (a crop would explain part of it without a word)."""
+        wave = read_wav(path, self.sample_rate)
+        if len(wave) > self.samples:
+            raise InputFileError(f"{path}: the clip is {len(wave) / self.sample_rate:.2f} s long but the model hears "
+                                 f"{self.samples / self.sample_rate:.2f} s; cut out the part to explain (at most "
+                                 f"{self.samples / self.sample_rate:.2f} s) and explain that")
+        return self(wave)
 
 
 def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     """A ``.wav`` file as mono float32 in [-1, 1] at ``sample_rate`` (resampled if needed)."""
+    import struct
     from math import gcd
 
     from scipy.io import wavfile
@@ -108,7 +115,7 @@ def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
         raise InputFileError(f"{path}: no such audio file; check the path")
     try:
         rate, data = wavfile.read(path)
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, struct.error) as e:
         raise InputFileError(f"{path}: cannot decode audio ({e}); give a PCM .wav file") from e
     if data.size == 0:
         raise InputFileError(f"{path}: the clip is empty")

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from jaxplain.errors import JaxplainError, UsageError
+from jaxplain.errors import Interrupted, JaxplainError, UsageError
+from jaxplain.interrupts import interruptible
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__ and "Explain image and audio classifiers with saliency maps.")
 
@@ -31,14 +32,22 @@ SetOption = Annotated[
 ]
 
 
+def from_command_line(ctx: typer.Context) -> set[str]:
+    """Names of the options the user typed (as opposed to defaults)."""
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return {name for name, source in sources.items() if source is not None and source.name == "COMMANDLINE"}
+
+
 def _command_line() -> str:
     """This invocation as a user would type it (recorded in trained artefacts)."""
     return " ".join(["jaxplain", *sys.argv[1:]])
 
 
-def parse_settings(settings: list[str] | None, methods: list[str]) -> dict[str, dict]:
-    """``["rise.num_masks=2000", "batch=4"]`` -> ``{"rise": {"num_masks": 2000}, ...}``."""
-    out: dict[str, dict] = {m: {} for m in methods}
+def parse_settings(settings: list[str] | None, labels: list[str]) -> dict[str, dict]:
+    """``["rise.num_masks=2000", "chunk=50"]`` -> ``{"rise": {"num_masks": 2000}, ...}`` for the method ``labels``
+    (``NAME``, ``NAME:PRESET`` or ``LABEL``). ``METHOD.NAME`` applies to the label ``METHOD``, or to the one label
+    of that method; ``NAME`` alone to every label."""
+    out: dict[str, dict] = {label: {} for label in labels}
     for item in settings or []:
         if "=" not in item:
             raise UsageError(f"--set {item!r}: expected NAME=VALUE or METHOD.NAME=VALUE")
@@ -46,20 +55,37 @@ def parse_settings(settings: list[str] | None, methods: list[str]) -> dict[str, 
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            value = raw
-        method, _, field = name.rpartition(".")
-        targets = [method] if method else methods
-        for target in targets:
-            if target not in out:
-                raise UsageError(f"--set {item!r}: method {target!r} is not among --method {','.join(methods)}")
-            out[target][field] = value
+            value = float(raw) if raw.strip().lower() in ("inf", "-inf", "+inf", "nan") else raw
+        target, _, field = name.rpartition(".")
+        if not field:
+            raise UsageError(f"--set {item!r}: the setting's name is empty")
+        if not target:
+            chosen = labels
+        elif target in out:
+            chosen = [target]
+        else:
+            chosen = [label for label in labels if label.partition(":")[0] == target]
+            if len(chosen) > 1:
+                raise UsageError(f"--set {item!r}: {target!r} matches {', '.join(chosen)}; name one, e.g. "
+                                 f"{chosen[-1]}.{field}={raw}")
+            if not chosen:
+                raise UsageError(f"--set {item!r}: method {target!r} is not among the methods {', '.join(labels)}")
+        for label in chosen:
+            out[label][field] = value
     return out
 
 
 def split_methods(methods: str) -> list[str]:
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if not names:
+    """Comma-separated method names (``NAME`` or ``NAME:PRESET``), each given once."""
+    names = [m.strip() for m in methods.split(",")]
+    if not any(names):
         raise UsageError("--method is empty; give one or more method names separated by commas")
+    if not all(names):
+        raise UsageError(f"--method {methods!r} has an empty name; separate names by single commas")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--method names {repeated[0]!r} twice; give each method once (LABEL=METHOD runs a variant "
+                         "under its own label with `jaxplain evaluate`)")
     return names
 
 
@@ -75,17 +101,22 @@ def teacher_in(name: str, dtype: str):
 
 
 def split_labelled_methods(methods: str) -> tuple[list[str], dict[str, str]]:
-    """``"rise,rise_small=rise"`` -> labels ``["rise", "rise_small"]`` and ``{"rise_small": "rise"}``.
+    """``"rise,rise_small=rise:reference"`` -> labels ``["rise", "rise_small"]`` and ``{"rise_small": "rise:reference"}``.
 
-    A ``LABEL=METHOD`` entry runs METHOD under its own label, so one evaluation can compare
-    settings of the same method (set them with ``--set LABEL.NAME=VALUE``).
+    A ``LABEL=METHOD`` entry runs METHOD (``NAME`` or ``NAME:PRESET``) under its own label, so one evaluation can
+    compare settings of the same method (set them with ``--set LABEL.NAME=VALUE``).
     """
     labels, aliases = [], {}
     for entry in split_methods(methods):
-        label, _, method = entry.partition("=")
+        label, _, spec = entry.partition("=")
+        label, spec = label.strip(), spec.strip()
+        if not label or (("=" in entry) and not spec):
+            raise UsageError(f"--methods entry {entry!r}: write METHOD or LABEL=METHOD, both non-empty")
+        if label in labels:
+            raise UsageError(f"--methods gives the label {label!r} twice; give each label once")
         labels.append(label)
-        if method:
-            aliases[label] = method
+        if spec:
+            aliases[label] = spec
     return labels, aliases
 
 
@@ -114,6 +145,8 @@ def explain(
         help="with --data on several hosts: HOST:PORT of process 0 (default: detected on TPU pods, SLURM)")] = None,
     num_processes: Annotated[Optional[int], typer.Option(help="with --coordinator: how many processes")] = None,
     process_id: Annotated[Optional[int], typer.Option(help="with --coordinator: this process's id")] = None,
+    coordinator_timeout: Annotated[float, typer.Option(
+        help="with several hosts: seconds to wait for every process to join before giving up")] = 300.0,
 ):
     """Explain IMAGES (one overlay per image and method, results.npz/results.json and index.html), or every
     image of --data (a streamed, resumable dataset job; see jaxplain.jobs)."""
@@ -122,34 +155,41 @@ def explain(
 
     methods = split_methods(method)
     hyperparameters = parse_settings(settings, methods)
-    if data is not None:
-        from jaxplain.jobs import JobConfig, run_job, summary
-
-        if images:
-            raise UsageError("give image files or --data, not both")
-        if label:
-            raise UsageError("--label applies to image files; with --data use --target label or predicted")
-        from jaxplain.parallel import initialise_distributed
-
-        process, processes = initialise_distributed(coordinator, num_processes, process_id)  # before any JAX work
+    distributed = {"--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
+    if data is None:
+        dataset_only = {"--limit": limit, "--target": None if target == "predicted" else target,
+                        "--examples": None if examples == 4 else examples, **distributed}
+        given = [name for name, value in dataset_only.items() if value is not None]
+        if given:
+            raise UsageError(f"{given[0]} applies to a dataset job (--data); it has no meaning for image files")
+        if not images:
+            raise UsageError("no images given; pass one or more image files, or --data")
         teacher = teacher_in(model, dtype)
         batch_size, hyperparameters = plan_methods(teacher, hyperparameters, memory_budget, batch_size,
                                                    report=typer.echo)
-        config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
-                           examples, target, process, processes)
-        counts = run_job(teacher, config, out, data_dir=tfds_dir, raw_data=raw_data)
-        typer.echo(f"{counts['explained']} images explained, {counts['skipped']} already done; {summary(out)}")
-        typer.echo(f"read them with jaxplain.jobs.read_maps({str(out)!r}, METHOD)")
+        records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
+                                hyperparameters=hyperparameters, batch_size=batch_size)
+        for record in records:
+            typer.echo(f"{record['file']}: {record['class_name']} ({record['probability']:.1%})")
+        typer.echo(f"wrote {out / 'index.html'}")
         return
-    if not images:
-        raise UsageError("no images given; pass one or more image files, or --data")
-    teacher = teacher_in(model, dtype)
-    batch_size, hyperparameters = plan_methods(teacher, hyperparameters, memory_budget, batch_size, report=typer.echo)
-    records = explain_files(teacher, methods, images, out, labels=label, seed=seed,
-                            hyperparameters=hyperparameters, batch_size=batch_size)
-    for record in records:
-        typer.echo(f"{record['file']}: {record['class_name']} ({record['probability']:.1%})")
-    typer.echo(f"wrote {out / 'index.html'}")
+    from jaxplain.jobs import JobConfig, run_job, summary
+    from jaxplain.parallel import initialise_distributed
+
+    if images:
+        raise UsageError("give image files or --data, not both")
+    if label:
+        raise UsageError("--label applies to image files; with --data use --target label or predicted")
+    process, processes = initialise_distributed(coordinator, num_processes, process_id,
+                                                timeout=coordinator_timeout, report=typer.echo)  # before any JAX work
+    teacher = teacher_in(model, "float32")
+    batch_size, hyperparameters = plan_methods(teacher_in(model, dtype), hyperparameters, memory_budget, batch_size,
+                                               report=typer.echo)
+    config = JobConfig({m: hyperparameters.get(m, {}) for m in methods}, data, limit, seed, batch_size,
+                       examples, target, process, processes, dtype)
+    counts = run_job(teacher, config, out, data_dir=tfds_dir, raw_data=raw_data, report=typer.echo)
+    typer.echo(f"{counts['explained']} images explained, {counts['skipped']} already done; {summary(out)}")
+    typer.echo(f"read them with jaxplain.jobs.read_maps({str(out)!r}, METHOD)")
 
 
 @app.command()
@@ -203,7 +243,7 @@ def evaluate(
     """Faithfulness (deletion/insertion), localisation on grids (GridPG, localisation error), intensity and
     speed of METHODS on DATA: summary.csv/.md, curves, index.html."""
     from jaxplain.evaluation.harness import evaluate as run, markdown_table
-    from jaxplain.evaluation.job_file import JOB_OPTIONS, evaluation_config, from_command_line, read_job_file
+    from jaxplain.evaluation.job_file import JOB_OPTIONS, evaluation_config, read_job_file
     from jaxplain.memory import plan_methods
     from jaxplain.zoo import load_model
 
@@ -446,29 +486,52 @@ def models():
 
 
 @app.command()
-def methods():
-    """List the registered explanation methods with their settings and defaults (change with --set)."""
-    from jaxplain.explainers import EXPLAINERS, method_defaults
+def methods(
+    name: Annotated[Optional[str], typer.Argument(help="a method (NAME or NAME:PRESET) to show in full")] = None,
+):
+    """List the explanation methods with their presets; with NAME[:PRESET], every setting of that preset with its
+    value, what it does, and where the preset's values come from."""
+    from jaxplain.explainers import METHODS, configure
 
-    for name, factory in EXPLAINERS.items():
-        doc = (factory.__doc__ or "").strip().splitlines()
-        typer.echo(f"{name:20s} {doc[0] if doc else ''}")
-        settings = [f"{setting}={value!r}" for setting, value in method_defaults(name).items()]
-        if settings:
-            typer.echo(f"{'':20s} settings: {', '.join(settings)}")
+    if name is None:
+        for method in METHODS.values():
+            typer.echo(f"{method.name:22s} {method.summary}")
+            typer.echo(f"{'':22s} presets: {', '.join(method.presets)}  (jaxplain methods {method.name}:PRESET)")
+        return
+    found, preset_name, settings = configure(name)
+    preset = found.preset(preset_name)
+    default = found.preset("default").settings
+    typer.echo(f"{found.name}:{preset_name}: {found.summary}")
+    typer.echo(f"source: {preset.source}")
+    for differs in preset.differs:
+        typer.echo(f"differs: {differs}")
+    width = max(len(n) for n, _, _ in settings.describe()) if settings.describe() else 0
+    for setting_name, _, help_text in settings.describe():
+        value = getattr(settings, setting_name)
+        changed = "" if preset_name == "default" or value == getattr(default, setting_name) else "  (default: " \
+            f"{getattr(default, setting_name)!r})"
+        typer.echo(f"  {setting_name:{width}s} = {value!r}{changed}")
+        typer.echo(f"  {'':{width}s}   {help_text}")
+        if setting_name in preset.open:
+            typer.echo(f"  {'':{width}s}   open in the source: {preset.open[setting_name]}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the CLI; user errors print one line on stderr and exit with status 2."""
+    """Runs the CLI; user errors print one line on stderr and exit with status 2; an interrupt (SIGINT, SIGTERM)
+    prints what is saved and exits with 128 + the signal's number."""
     try:
-        app(args=argv, standalone_mode=False)
+        with interruptible(lambda: "nothing was saved yet"):
+            app(args=argv, standalone_mode=False)
+    except Interrupted as e:
+        print(f"{e}", file=sys.stderr)
+        return 128 + e.signal_number
     except JaxplainError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        print("aborted", file=sys.stderr)
+        print("interrupted before any work was saved", file=sys.stderr)
         return 130
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors of the underlying click parser
@@ -491,5 +554,16 @@ def report_internal_error(error: Exception) -> int:
     return 1
 
 
+def run() -> None:
+    """The console script: exits without running Python's finalisers (which can crash while XLA's threads are
+    still busy after an interrupt), once every output is closed and flushed."""
+    import os
+
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

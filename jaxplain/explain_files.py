@@ -1,7 +1,9 @@
 """Explain image (or audio) files with one or more methods and write overlays, a results file and an index page.
 
 Everything is read and computed before anything is written, and every file is written through a
-temporary name, so a bad input or an interrupted run leaves no partial output behind. For an audio
+temporary name, so a bad input or an interrupted run leaves no partial output behind. The output folder
+is held (:class:`~jaxplain.runs.folder.RunFolder`): only files this tool wrote there are replaced or removed,
+and a file of the user's where an output must go stops the run before any work. For an audio
 model the overlay is drawn over the clip's spectrogram, and ``audio/`` holds the clip as the model
 heard it plus, per method, the clip keeping only the ``AUDIO_KEEP`` most salient time-frequency bins.
 """
@@ -17,8 +19,11 @@ from tqdm import tqdm
 
 from jaxplain import runner
 from jaxplain.errors import UsageError
-from jaxplain.files import atomic_path, check_output_folder, write_text
+from jaxplain.files import atomic_path
 from jaxplain.model import Model
+from jaxplain.runs.folder import RunFolder
+from jaxplain.interrupts import interruptible
+from jaxplain.runs.loop import file_label
 from jaxplain.validation import check_labels
 from jaxplain.viz import save_overlay, write_index
 
@@ -32,19 +37,20 @@ def _is_audio(model: Model) -> bool:
     return isinstance(model.preprocessing, AudioFrontend)
 
 
-def _write_clips(out: Path, stem: str, model: Model, path, saliency_by_method: dict) -> list[str]:
+def _write_clips(folder: RunFolder, stem: str, model: Model, path, saliency_by_method: dict) -> list[str]:
     """The clip as the model hears it, and per method the clip masked to its most salient bins."""
     from jaxplain.audio import masked_clip, read_wav, write_wav
 
     frontend = model.preprocessing
     wave = frontend.fit(read_wav(path, frontend.sample_rate))
-    (out / "audio").mkdir(exist_ok=True)
     written = [f"audio/{stem}.wav"]
-    write_wav(out / written[0], wave, frontend.sample_rate)
+    with atomic_path(folder.path(written[0])) as tmp:
+        write_wav(tmp, wave, frontend.sample_rate)
     for method, saliency in saliency_by_method.items():
         keep = (saliency >= np.quantile(saliency, 1.0 - AUDIO_KEEP)).astype(np.float32)
-        relative = f"audio/{stem}_{method}.wav"
-        write_wav(out / relative, masked_clip(frontend, wave, keep), frontend.sample_rate)
+        relative = f"audio/{stem}_{file_label(method)}.wav"
+        with atomic_path(folder.path(relative)) as tmp:
+            write_wav(tmp, masked_clip(frontend, wave, keep), frontend.sample_rate)
         written.append(relative)
     return written
 
@@ -64,42 +70,54 @@ def explain_files(
 ) -> list[dict]:
     """Writes ``out/overlays/*.png``, ``out/results.npz``, ``out/results.json`` and ``out/index.html``.
 
-    ``labels`` gives the class to explain per image (one value for all, or one per image); by
-    default each image's predicted class. Returns the per-image records written to ``results.json``.
+    ``methods`` are ``NAME`` or ``NAME:PRESET``; ``labels`` gives the class to explain per image (one value for
+    all, or one per image); by default each image's predicted class. Returns the per-image records written to
+    ``results.json``.
     """
     if not paths:
         raise UsageError("no images given; pass one or more image files")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
-    check_output_folder(out)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"--batch-size must be a whole number of at least 1; got {batch_size!r}")
     hyperparameters = hyperparameters or {}
-    explainers = {m: runner.make_explainer(m, model, **hyperparameters.get(m, {})) for m in methods}
-    images = np.stack([model.preprocessing.load(p) for p in paths])
-    probabilities = runner.predict(model, images)
-    if labels is None:
-        targets = probabilities.argmax(-1)
-    else:
-        labels = list(labels)
-        if len(labels) not in (1, len(paths)):
-            raise UsageError(f"give one --label for all images or one per image; got {len(labels)} for {len(paths)} images")
-        targets = check_labels(np.resize(np.asarray(labels), len(paths)), model.num_classes, len(paths))
-    maps, details = {}, {}
-    for method in tqdm(methods, desc="methods", unit="method", disable=len(methods) < 2):
-        maps[method], details[method] = runner.explain(model, explainers[method], images, targets, key=seed,
-                                                       batch_size=batch_size, with_details=True)
-        degenerate = int(np.sum(details[method].get("degenerate", 0.0)))
-        if degenerate:
-            tqdm.write(f"warning: {method}: {degenerate} image(s) had a degenerate neighbourhood (nearly every "
-                       "sample relabelled alike); their maps say little. See 'details' in results.json")
+    stems = [f"{i:03d}_{Path(p).stem}" for i, p in enumerate(paths)]
+    audio = _is_audio(model)
+    outputs = ["results.npz", "results.json", "index.html"]
+    outputs += [f"overlays/{stem}_{file_label(m)}.png" for stem in stems for m in methods]
+    if audio:
+        outputs += [f"audio/{stem}.wav" for stem in stems] + [
+            f"audio/{stem}_{file_label(m)}.wav" for stem in stems for m in methods]
+    with RunFolder(out, kind="explain") as folder:
+        folder.claim_files(outputs)
+        explainers = {m: runner.make_explainer(m, model, **hyperparameters.get(m, {})) for m in methods}
+        images = np.stack([model.preprocessing.load(p) for p in paths])
+        probabilities = runner.predict(model, images)
+        if labels is None:
+            targets = probabilities.argmax(-1)
+        else:
+            labels = list(labels)
+            if len(labels) not in (1, len(paths)):
+                raise UsageError(f"give one --label for all images or one per image; got {len(labels)} for "
+                                 f"{len(paths)} images")
+            targets = check_labels(np.resize(np.asarray(labels), len(paths)), model.num_classes, len(paths))
+        maps, details = {}, {}
+        with interruptible(lambda: "nothing was written (the outputs are written once every map is made)"):
+            for method in tqdm(methods, desc="methods", unit="method", disable=len(methods) < 2):
+                maps[method], details[method] = runner.explain(model, explainers[method], images, targets, key=seed,
+                                                               batch_size=batch_size, with_details=True)
+                degenerate = int(np.sum(details[method].get("degenerate", 0.0)))
+                if degenerate:
+                    tqdm.write(f"warning: {method}: {degenerate} image(s) had a degenerate neighbourhood (nearly "
+                               "every sample relabelled alike); their maps say little. See 'details' in results.json")
+        return _write_outputs(folder, model, methods, paths, stems, images, probabilities, targets, maps, details,
+                              seed, title, extra_html)
 
-    out = Path(out)
-    for stale in ("overlays", "audio"):  # an earlier run's pictures and clips must not stay beside these
-        for old in (out / stale).glob("*") if (out / stale).is_dir() else ():
-            old.unlink()
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
-    records, rows = [], []
+
+def _write_outputs(folder: RunFolder, model: Model, methods, paths, stems, images, probabilities, targets, maps,
+                   details, seed, title, extra_html) -> list[dict]:
+    """Overlays (and clips), results.npz/.json and index.html; the tool's own files of an earlier run that this
+    one did not write again are removed afterwards."""
+    records, rows, written = [], [], []
     for i, path in enumerate(paths):
-        stem = f"{i:03d}_{Path(path).stem}"
         target = int(targets[i])
         top = np.argsort(-probabilities[i])[:TOP_K]
         record = {
@@ -107,24 +125,27 @@ def explain_files(
             "class_index": target,
             "class_name": model.class_names[target],
             "probability": float(probabilities[i, target]),
-            "top5": [{"class_index": int(c), "class_name": model.class_names[c], "probability": float(probabilities[i, c])} for c in top],
+            "top5": [{"class_index": int(c), "class_name": model.class_names[c],
+                      "probability": float(probabilities[i, c])} for c in top],
             "overlays": {},
         }
         record["details"] = {m: {k: float(v[i]) for k, v in details[m].items()} for m in methods if details[m]}
         for method in methods:
-            rel = f"overlays/{stem}_{method}.png"
-            save_overlay(out / rel, images[i], maps[method][i],
+            rel = f"overlays/{stems[i]}_{file_label(method)}.png"
+            save_overlay(folder.path(rel), images[i], maps[method][i],
                          f"{method}: {record['class_name']} ({record['probability']:.1%})")
             record["overlays"][method] = rel
+            written.append(rel)
         cells = dict(record["overlays"])
         if _is_audio(model):
-            clip, *masked = _write_clips(out, stem, model, path, {m: maps[m][i] for m in methods})
+            clip, *masked = _write_clips(folder, stems[i], model, path, {m: maps[m][i] for m in methods})
+            written += [clip, *masked]
             record["clip"], record["masked_clips"] = clip, dict(zip(methods, masked))
             cells = {"clip": [clip]} | {m: [cells[m], record["masked_clips"][m]] for m in methods}
         records.append(record)
         caption = f"{Path(path).name}: {record['class_name']} ({record['probability']:.1%})"
         rows.append({"caption": caption, "cells": cells})
-    with atomic_path(out / "results.npz") as tmp:
+    with atomic_path(folder.path("results.npz")) as tmp:
         np.savez_compressed(
             tmp,
             files=np.asarray([str(p) for p in paths]),
@@ -132,7 +153,11 @@ def explain_files(
             probabilities=probabilities.astype(np.float32),
             **{f"maps_{m}": maps[m] for m in methods},
         )
-    write_text(out / "results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records}, indent=1))
+    folder.write_text("results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records},
+                                                 indent=1))
     columns = (["clip"] if _is_audio(model) else []) + list(methods)
-    write_index(out / "index.html", title, rows, columns, notes=f"model {model.name}; seed {seed}", extra_html=extra_html)
+    write_index(folder.path("index.html"), title, rows, columns, notes=f"model {model.name}; seed {seed}",
+                extra_html=extra_html)
+    for under in ("overlays", "audio"):  # an earlier run's pictures and clips must not stay beside these
+        folder.remove_stale(written, under)
     return records

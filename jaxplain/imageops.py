@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def gaussian_kernel(size: int, sigma: float) -> jax.Array:
@@ -16,9 +17,9 @@ def gaussian_kernel(size: int, sigma: float) -> jax.Array:
 def gaussian_blur(images: jax.Array, size: int, sigma: float, fill=None) -> jax.Array:
     """Separable Gaussian blur of ``[..., H, W, C]`` images.
 
-    Borders are padded with ``fill`` (a colour ``[C]``; default zeros). Padding with the colour that
-    the model normalises to zero reproduces the RISE reference, which blurs normalised tensors with
-    zero padding.
+    Borders are padded with ``fill`` (a colour ``[C]``; default zeros): the colour the model normalises to
+    zero pads as the RISE reference's zero padding of normalised tensors does (its kernel differs:
+    :func:`jaxplain.metrics.faithfulness.gaussian_filtered_delta`).
     """
     kernel = gaussian_kernel(size, sigma)
     pad = size // 2
@@ -52,3 +53,23 @@ def minmax(maps: jax.Array, axes=(-2, -1)) -> jax.Array:
     low = maps.min(axis=axes, keepdims=True)
     high = maps.max(axis=axes, keepdims=True)
     return jnp.where(high > low, (maps - low) / jnp.where(high > low, high - low, 1.0), 0.0)
+
+
+def align_corners_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """Linear interpolation ``[size_out, size_in]`` mapping the first/last samples onto each other."""
+    if size_in == 1:
+        return np.ones((size_out, 1), np.float32)
+    position = np.arange(size_out) * (size_in - 1) / max(size_out - 1, 1)
+    low = np.clip(np.floor(position).astype(int), 0, size_in - 2)
+    frac = position - low
+    matrix = np.zeros((size_out, size_in), np.float32)
+    matrix[np.arange(size_out), low] = 1 - frac
+    matrix[np.arange(size_out), low + 1] += frac
+    return matrix
+
+
+def resize_align_corners(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """Bilinear resize of ``[..., h, w]`` maps to ``size`` with aligned corners (PyTorch's ``UpsamplingBilinear2d``)."""
+    rows = jnp.asarray(align_corners_matrix(maps.shape[-2], size[0]))
+    cols = jnp.asarray(align_corners_matrix(maps.shape[-1], size[1]))
+    return jnp.einsum("Hh,...hw,Ww->...HW", rows, maps, cols)

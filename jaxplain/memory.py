@@ -35,22 +35,18 @@ class MemoryPlan:
     bytes: int
 
 
-def default_chunk(method: str) -> int | None:
-    """The method's default ``chunk``, or None for a method without one (its memory follows the batch)."""
-    return registry.method_defaults(method).get("chunk")
+def has_chunk(spec: str) -> bool:
+    """Whether the method streams samples in chunks (its memory knob is ``chunk``, not the batch size)."""
+    return hasattr(registry.configure(spec)[2], "chunk")
 
 
-def has_chunk(method: str) -> bool:
-    return default_chunk(method) is not None
-
-
-def accepted_chunks(method: str, settings: dict) -> list[int]:
+def accepted_chunks(spec: str, settings: dict) -> list[int]:
     """The ``chunk`` values the method accepts with ``settings`` (e.g. divisors of RISE's ``num_masks``)."""
     accepted = []
     for chunk in CHUNK_CANDIDATES:
         try:
-            registry.EXPLAINERS[method](**(settings | {"chunk": chunk}))
-        except (TypeError, ValueError):
+            registry.configure(spec, **(settings | {"chunk": chunk}))
+        except UsageError:
             continue
         accepted.append(chunk)
     return accepted
@@ -103,8 +99,8 @@ def plan_methods(model: Model, settings: dict[str, dict], budget_gib: float | No
     leaves both as given."""
     if budget_gib is None:
         return batch_size, settings
-    if not budget_gib > 0:
-        raise UsageError(f"--memory-budget must be a positive number of GiB; got {budget_gib}")
+    if not (isinstance(budget_gib, (int, float)) and 0 < budget_gib < 2 ** 20):
+        raise UsageError(f"--memory-budget must be a positive, finite number of GiB (below 2^20); got {budget_gib}")
     plans = {label: fit_to_budget(model, (aliases or {}).get(label, label), int(budget_gib * GiB), batch_size, **options)
              for label, options in settings.items()}
     batch = min(plan.batch_size for plan in plans.values())

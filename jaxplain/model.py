@@ -224,14 +224,17 @@ def flip_averaged(model: Model) -> Model:
     return model.replace(apply_fn=apply_fn)
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
 def computing_in(model: Model, dtype: str) -> Model:
     """The model with its forward (and backward) passes computed in ``dtype`` (mixed precision, e.g.
     ``"bfloat16"``): params, images and taps are cast on the way in; logits and features come out in
     float32, so softmaxes, accumulations and maps stay float32. ``"float32"`` returns ``model``."""
-    if jnp.dtype(dtype) == jnp.float32:
+    if dtype not in COMPUTE_DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {dtype!r}")
+    if dtype == "float32":
         return model
-    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
-        raise ValueError(f"dtype must be a floating-point type such as bfloat16; got {dtype!r}")
     apply = model.apply_fn
     cast = lambda tree: jax.tree_util.tree_map(
         lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)

@@ -47,30 +47,106 @@ def _detected_cluster() -> bool:
     return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ
 
 
+def check_address(address: str) -> None:
+    """``HOST:PORT`` with a port in 1..65535, or a :class:`UsageError` naming the fix (before anything starts)."""
+    from jaxplain.errors import UsageError
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--coordinator {address!r}: give HOST:PORT of process 0, e.g. host0:12345")
+
+
 def initialise_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> tuple[int, int]:
+                           process_id: int | None = None, *, timeout: float = 300.0,
+                           report=print) -> tuple[int, int]:
     """Starts JAX's multi-controller runtime; returns ``(process index, process count)``.
 
     With ``coordinator``, ``num_processes`` and ``process_id`` given, they are used as they are. Without
     them, JAX detects the cluster itself (TPU pods, SLURM, Open MPI, ``JAX_COORDINATOR_ADDRESS``) when
-    its environment is present, and a plain machine runs as one process. A cluster that is present but
-    misconfigured raises a :class:`UsageError`: it never falls back to one process silently.
+    its environment is present, and a plain machine runs as one process. Every process waits at most
+    ``timeout`` seconds for the others to join; a cluster that is present but misconfigured or does not
+    form in time raises a :class:`UsageError`: it never falls back to one process silently.
     """
     from jaxplain.errors import UsageError
 
     explicit = (coordinator, num_processes, process_id)
     if any(v is not None for v in explicit) and any(v is None for v in explicit):
         raise UsageError("give all of --coordinator, --num-processes and --process-id, or none (automatic)")
+    if not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+        raise UsageError(f"--coordinator-timeout must be a positive number of seconds; got {timeout!r}")
     if coordinator is None and not _detected_cluster():
         return 0, 1
-    if num_processes is not None and not 0 <= process_id < num_processes:
-        raise UsageError(f"--process-id must be in [0, {num_processes}); got {process_id}")
+    if coordinator is not None:
+        check_address(coordinator)
+        if num_processes < 1:
+            raise UsageError(f"--num-processes must be at least 1; got {num_processes}")
+        if not 0 <= process_id < num_processes:
+            raise UsageError(f"--process-id must be in [0, {num_processes}); got {process_id}")
+    if coordinator is not None and num_processes > 1:
+        rendezvous(coordinator, num_processes, process_id, timeout, report)
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id)
+        jax.distributed.initialize(coordinator, num_processes, process_id,
+                                   initialization_timeout=max(1, int(timeout)))
     except (ValueError, RuntimeError) as e:
-        raise UsageError(f"could not join the multi-process job ({e}); check the coordinator address and the "
-                         "process count and id") from e
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UsageError(f"could not join the multi-process job within {timeout:g} s ({first}); check the "
+                         "coordinator address, that every process was started, and the process count and id") from e
     return jax.process_index(), jax.process_count()
+
+
+def rendezvous(coordinator: str, count: int, index: int, timeout: float, report=print) -> None:
+    """Waits until all ``count`` processes are up, over a plain TCP socket on the coordinator's port, before JAX's
+    runtime starts (which ends the whole process, without a word that says why, when a process never joins).
+    Process 0 listens and answers once everyone has called; the others call until answered. A process that is
+    missing after ``timeout`` seconds is one :class:`UsageError` line on every process that is up."""
+    import socket
+    import time
+
+    from jaxplain.errors import UsageError
+
+    host, _, port = coordinator.rpartition(":")
+    deadline = time.monotonic() + timeout
+    if index == 0:
+        report(f"waiting up to {timeout:g} s for {count - 1} more process(es) to call {coordinator}")
+        try:
+            server = socket.create_server(("", int(port)))
+        except OSError as e:
+            raise UsageError(f"--coordinator {coordinator}: process 0 cannot listen on port {port} ({e.strerror}); "
+                             "choose a free port") from e
+        joined = {}
+        with server:
+            while len(joined) < count - 1:
+                server.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    connection, _ = server.accept()
+                    connection.settimeout(5)
+                    caller = int(connection.recv(32).decode().strip() or -1)
+                except (socket.timeout, TimeoutError):
+                    missing = sorted(set(range(1, count)) - set(joined))
+                    raise UsageError(f"process(es) {', '.join(map(str, missing))} of {count} did not call {coordinator} "
+                                     f"within {timeout:g} s; start them with the same --coordinator and "
+                                     "--num-processes") from None
+                except (OSError, ValueError):
+                    continue
+                joined[caller] = connection
+            for connection in joined.values():
+                connection.sendall(b"go\n")
+                connection.close()
+        return
+    report(f"waiting up to {timeout:g} s for process 0 at {coordinator}")
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=max(0.01, min(5, deadline - time.monotonic()))) as c:
+                c.sendall(f"{index}\n".encode())
+                c.settimeout(max(0.01, deadline - time.monotonic()))
+                if c.recv(8).startswith(b"go"):
+                    return
+        except (OSError, socket.timeout):
+            pass
+        if time.monotonic() >= deadline:
+            raise UsageError(f"process 0 did not answer at {coordinator} within {timeout:g} s; check the address and "
+                             "that process 0 runs with the same --num-processes")
+        time.sleep(0.5)
 
 
 def pad_rows(tree, multiple: int):

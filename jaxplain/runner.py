@@ -20,7 +20,7 @@ from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, State
 from jaxplain.model import Model, probabilities_of
 from jaxplain.parallel import _compiled, data_mesh, pad_rows, run_sharded
-from jaxplain.validation import check_images, check_labels
+from jaxplain.validation import check_count, check_images, check_key, check_labels
 
 
 @functools.lru_cache(maxsize=16)
@@ -46,8 +46,22 @@ def _batches(n: int, batch_size: int):
         yield slice(start, min(start + batch_size, n))
 
 
+def as_model(model) -> Model:
+    """``model`` itself, or the zoo's teacher of that name; anything else is a :class:`UsageError`."""
+    if isinstance(model, str):
+        from jaxplain.zoo import load_model
+
+        return load_model(model)
+    if not isinstance(model, Model):
+        raise UsageError(f"model must be a jaxplain.Model (jaxplain.load_model(NAME), from_linen, from_nnx or "
+                         f"from_callable) or a zoo name; got {type(model).__name__}")
+    return model
+
+
 def predict(model: Model, images, *, params=None, batch_size: int = 64, mesh=None) -> np.ndarray:
     """Class probabilities ``[N, K]`` for images ``[N, H, W, 3]`` in [0, 1]."""
+    model = as_model(model)
+    check_count("batch_size", batch_size)
     images = check_images(images, model.input_shape)
     params = model.params if params is None else params
     mesh = mesh or data_mesh()
@@ -56,34 +70,30 @@ def predict(model: Model, images, *, params=None, batch_size: int = 64, mesh=Non
     return np.concatenate([np.asarray(o) for o in out]) if out else np.zeros((0, model.num_classes), np.float32)
 
 
-def _freeze(value):
-    """A hashable stand-in for a setting value (lists become tuples), or the value itself."""
-    return tuple(_freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
 _EXPLAINERS: dict = {}
 _STATES: dict = {}
 
 
-def cached_explainer(method: str, **hyperparameters) -> Explainer:
-    """The registry's explainer, built once per (method, settings): repeated calls reuse its functions and
-    so the compiled programs that belong to them."""
+def cached_explainer(spec: str, **overrides) -> Explainer:
+    """The registry's explainer ``spec`` (``NAME`` or ``NAME:PRESET``) with ``overrides``, built once per resulting
+    settings: repeated calls reuse its functions and so the compiled programs that belong to them."""
+    found, _, settings = registry.configure(spec, **overrides)
     try:
-        key = (method, tuple(sorted((k, _freeze(v)) for k, v in hyperparameters.items())))
-        hash(key)
+        hash(settings)
     except TypeError:  # a setting that is an object (a loaded VAE, ...): build afresh
-        return registry.get(method, **hyperparameters)
-    if key not in _EXPLAINERS:
-        _EXPLAINERS[key] = registry.get(method, **hyperparameters)
-    return _EXPLAINERS[key]
+        return found.build(settings)
+    if settings not in _EXPLAINERS:
+        _EXPLAINERS[settings] = found.build(settings)
+    return _EXPLAINERS[settings]
 
 
 def initial_state(explainer: Explainer, model: Model, key, sample) -> State:
     """``explainer.init`` once per (explainer, model object): learned parts (a VAE, a surrogate) load once."""
-    cache_key = (explainer, id(model))
-    if cache_key not in _STATES or _STATES[cache_key][0] is not model:
-        _STATES[cache_key] = (model, explainer.init(key, model, sample))
-    return _STATES[cache_key][1]
+    cache_key = (id(explainer.init), id(model))  # the cached pair is kept alive, so the ids are not reused
+    cached = _STATES.get(cache_key)
+    if cached is None or cached[0] is not model or cached[1] is not explainer.init:
+        _STATES[cache_key] = cached = (model, explainer.init, explainer.init(key, model, sample))
+    return cached[2]
 
 
 def initial_states(explainers: dict[str, Explainer], model: Model, seed: int) -> dict[str, State]:
@@ -159,6 +169,8 @@ def explain(
     under ``jit`` with ``NamedSharding`` and leaves the partitioning to XLA. Both give the same maps
     (tests/test_parallel.py); the per-device form bounds memory by walking each shard image by image.
     """
+    model = as_model(model)
+    check_count("batch_size", batch_size)
     images = check_images(images, model.input_shape)
     params = model.params if params is None else params
     mesh = mesh or data_mesh()
@@ -166,7 +178,7 @@ def explain(
         labels = predict(model, images, params=params, mesh=mesh).argmax(-1)
     labels = check_labels(labels, model.num_classes, len(images))
     explainer = make_explainer(method, model, **hyperparameters)
-    key = jax.random.key(key) if isinstance(key, int) else key
+    key = check_key(key)
     if state is None:
         state = initial_state(explainer, model, jax.random.fold_in(key, -1 % 2**31), images[:1])
     indices = np.arange(len(images)) if indices is None else np.asarray(indices)

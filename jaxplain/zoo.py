@@ -136,21 +136,19 @@ def load_vae(name_or_path: str | Path):
 
 
 def load_surrogate(model_name: str, checkpoint: str | Path | None = None):
-    """The attentive surrogate (:class:`~jaxplain.nets.surrogate.SurrogateHandle`) trained for teacher
-    ``model_name``: the shipped ``surrogate_<model_name>``, or the artefact in ``checkpoint``."""
-    from jaxplain.artefacts import cast_floats, load_artefact, project_checkpoints
+    """The attentive surrogate (:class:`~jaxplain.nets.surrogate.SurrogateHandle`) that explains teacher
+    ``model_name``: the artefact ``checkpoint`` (a folder or a shipped name; default ``surrogate_<model_name>``)."""
+    from jaxplain.artefacts import artefact_dir, cast_floats, load_artefact
     from jaxplain.nets.surrogate import FeatureSurrogate, Surrogate, SurrogateHandle
 
-    directory = Path(checkpoint) if checkpoint else project_checkpoints() / f"surrogate_{model_name}"
+    directory = artefact_dir(checkpoint or f"surrogate_{model_name}")
     if not (directory / "config.json").is_file():
-        raise UsageError(f"no surrogate trained for model {model_name!r} (looked in {directory}); train one with "
+        raise UsageError(f"no surrogate at {directory} for model {model_name!r}; train one with "
                          f"`jaxplain train surrogate --teacher {model_name}` or give --set surrogate.checkpoint=DIR")
     variables, config = load_artefact(directory)
-    if config.get("teacher") not in (None, model_name) and checkpoint is None:
-        raise UsageError(f"{directory} holds the surrogate of {config['teacher']!r}, not of {model_name!r}")
     features = tuple(config.get("features", ()))
-    if features and config.get("teacher") != model_name:
-        raise UsageError(f"{directory} reads the features of {config['teacher']!r}; it cannot explain {model_name!r}")
+    if config.get("teacher") not in (None, model_name) and (features or not Path(str(checkpoint)).is_dir()):
+        raise UsageError(f"{directory} holds the surrogate of {config['teacher']!r}; it cannot explain {model_name!r}")
     module = (FeatureSurrogate(config["num_classes"], config["width"]) if features else
               Surrogate(config["num_classes"], config["width"], tuple(config["blocks"]), config["stem_stride"]))
     return SurrogateHandle(module, cast_floats(variables, "float32"), features)

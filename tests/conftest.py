@@ -36,6 +36,23 @@ def make_tiny_model(size: int = 16, num_classes: int = 5, seed: int = 0):
                       preprocessing=Preprocessing(size, size), normalisation=UNIT_RANGE)
 
 
+def custom_method(name: str, explain, details=None):
+    """A registry entry for a method written in a test (no settings): register it with
+    ``monkeypatch.setitem(jaxplain.explainers.METHODS, name, custom_method(name, explain))``."""
+    import dataclasses
+
+    from jaxplain.explainers import Explainer, Method, ModelHandle, Preset, Settings, State
+
+    settings_class = dataclasses.make_dataclass(f"{name}_settings", [], bases=(Settings,), frozen=True,
+                                                namespace={"method": name})
+
+    def build(settings):
+        init = lambda key, model, sample=None: State(ModelHandle.of(model))
+        return Explainer(name, init, explain, details=details, settings=settings)
+
+    return Method(name, build, {"default": Preset(settings_class(), "a method written in a test")}, "a test method")
+
+
 def write_labelled_folder(root: Path, count: int, seed: int = 0) -> Path:
     """``count`` random 20x20 PNG images and a ``labels.tsv`` (class ``i % 5``) in ``root``, created."""
     from PIL import Image

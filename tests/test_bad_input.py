@@ -15,10 +15,12 @@ from tests.conftest import make_tiny_model
 
 CASES = [
     # (name, arguments, exit status, message fragment)
-    ("evaluate with --limit 0", ["evaluate", "--data", "{folder}", "--limit", "0"], 2, "--limit must be at least 1"),
-    ("evaluate with --limit -1", ["evaluate", "--data", "{folder}", "--limit", "-1"], 2, "--limit must be at least 1"),
+    ("evaluate with --limit 0", ["evaluate", "--data", "{folder}", "--limit", "0"], 2,
+     "--limit must be a whole number of at least 1"),
+    ("evaluate with --limit -1", ["evaluate", "--data", "{folder}", "--limit", "-1"], 2,
+     "--limit must be a whole number of at least 1"),
     ("evaluate with --batch-size 0", ["evaluate", "--data", "{folder}", "--batch-size", "0"], 2,
-     "--batch-size must be at least 1"),
+     "--batch-size must be a whole number of at least 1"),
     ("labels.tsv with only its header", ["evaluate", "--data", "{empty}"], 2, "no images listed"),
     ("labels.tsv naming a missing file", ["evaluate", "--data", "{missing}"], 2, "do not exist"),
     ("rise.num_masks=0", ["explain", "{photo}", "--method", "rise", "--set", "rise.num_masks=0"], 2,
@@ -29,19 +31,44 @@ CASES = [
      "rise.num_masks must be int"),
     ("rise.num_masks=150 (not a multiple of chunk)", ["explain", "{photo}", "--method", "rise",
                                                       "--set", "rise.num_masks=150"], 2, "multiple of chunk"),
-    ("rise.p=2", ["explain", "{photo}", "--method", "rise", "--set", "rise.p=2"], 2, "rise.p must be in (0, 1]"),
+    ("rise.p=2", ["explain", "{photo}", "--method", "rise", "--set", "rise.p=2"], 2, "rise.p must be > 0 and <= 1"),
     ("an unknown setting", ["explain", "{photo}", "--method", "rise", "--set", "rise.masks=3"], 2,
      "has no setting 'masks'"),
-    ("relabel.holdout=0", ["explain", "{photo}", "--method", "relabel", "--set", "relabel.holdout=0"], 2,
-     "relabel.holdout must be in (0, 1)"),
+    ("relabel.holdout=1", ["explain", "{photo}", "--method", "relabel", "--set", "relabel.holdout=1"], 2,
+     "relabel.holdout must be >= 0 and < 1"),
     ("--out is an existing file", ["explain", "{photo}", "--out", "{a_file}"], 2, "is a file"),
-    ("explain --batch-size 0", ["explain", "{photo}", "--batch-size", "0"], 2, "--batch-size must be at least 1"),
+    ("explain --batch-size 0", ["explain", "{photo}", "--batch-size", "0"], 2,
+     "--batch-size must be a whole number of at least 1"),
     ("a folder given as an image", ["explain", "{folder}"], 2, "is a folder, not an image file"),
     ("a decompression bomb", ["explain", "{bomb}"], 2, "too large to decode safely"),
     ("--memory-budget 0", ["explain", "{photo}", "--method", "rise", "--memory-budget", "0"], 2,
-     "--memory-budget must be a positive number"),
+     "--memory-budget must be a positive, finite number"),
     ("a memory budget too small for one image", ["evaluate", "--data", "{folder}", "--methods", "rise",
                                                  "--memory-budget", "1e-6"], 2, "for one image at chunk 1"),
+    ("--memory-budget inf", ["explain", "{photo}", "--method", "rise", "--memory-budget", "inf"], 2,
+     "--memory-budget must be a positive, finite number"),
+    ("a count too large for the device", ["explain", "{photo}", "--method", "rise", "--set",
+                                          "rise.num_masks=1000000000000"], 2, "below 2^31"),
+    ("an infinite setting", ["explain", "{photo}", "--method", "rise", "--set", "rise.p=inf"], 2,
+     "rise.p must be a finite number"),
+    ("a method named twice", ["explain", "{photo}", "--method", "gradcam,gradcam"], 2,
+     "--method names 'gradcam' twice"),
+    ("an empty method name", ["explain", "{photo}", "--method", "gradcam,,rise"], 2, "has an empty name"),
+    ("an empty label", ["evaluate", "--data", "{folder}", "--methods", "=gradcam"], 2,
+     "write METHOD or LABEL=METHOD, both non-empty"),
+    ("an unknown preset", ["explain", "{photo}", "--method", "rise:paper"], 2,
+     "method 'rise' has no preset 'paper'; it has: default, reference"),
+    ("--limit with image files", ["explain", "{photo}", "--limit", "3"], 2, "--limit applies to a dataset job"),
+    ("--target with image files", ["explain", "{photo}", "--target", "label"], 2, "--target applies to a dataset job"),
+    ("multi-host options with image files", ["explain", "{photo}", "--coordinator", "h:1", "--num-processes", "2",
+                                             "--process-id", "0"], 2, "--coordinator applies to a dataset job"),
+    ("a coordinator that is not HOST:PORT", ["explain", "--data", "{folder}", "--coordinator", "nonsense",
+                                             "--num-processes", "2", "--process-id", "0"], 2, "give HOST:PORT"),
+    ("an unreachable coordinator", ["explain", "--data", "{folder}", "--coordinator", "127.0.0.1:1",
+                                    "--num-processes", "2", "--process-id", "1", "--coordinator-timeout", "1"], 2,
+     "process 0 did not answer at 127.0.0.1:1 within 1 s"),
+    ("a truncated wav header", ["explain", "{truncated_wav}"], 2, "cannot decode audio"),
+    ("a clip longer than the model hears", ["explain", "{long_wav}"], 2, "the clip is 3.00 s long but the model hears"),
 ]
 
 
@@ -61,8 +88,15 @@ def inputs(tmp_path, monkeypatch):
     a_file.write_text("x")
     bomb = tmp_path / "bomb.png"
     Image.new("L", (14000, 14000)).save(bomb)
+    from jaxplain.assets import clips
+    from jaxplain.audio import write_wav
+
+    truncated_wav = tmp_path / "truncated.wav"
+    truncated_wav.write_bytes(clips()[0].read_bytes()[:30])
+    long_wav = tmp_path / "long.wav"
+    write_wav(long_wav, np.zeros(48000, np.float32), 16000)
     return {"folder": folder, "empty": empty, "missing": missing, "photo": folder / "a.png", "a_file": a_file,
-            "bomb": bomb, "out": tmp_path / "out"}
+            "bomb": bomb, "truncated_wav": truncated_wav, "long_wav": long_wav, "out": tmp_path / "out"}
 
 
 @pytest.mark.parametrize("name, arguments, status, message", CASES, ids=[c[0] for c in CASES])
@@ -70,7 +104,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(name, arguments, status,
     filled = [a.format(**inputs) for a in arguments]
     if "--out" not in filled:
         filled += ["--out", str(inputs["out"])]
-    assert main([*filled, "--model", "tiny"]) == status
+    model = "spoken_digits_cnn" if "wav" in " ".join(arguments) else "tiny"
+    assert main([*filled, "--model", model]) == status
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err, err
     assert not inputs["out"].exists()

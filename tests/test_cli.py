@@ -111,11 +111,16 @@ def test_a_job_file_runs_an_evaluation_and_the_command_line_wins(pictures, tmp_p
     job.write_text(f'model = "tiny"\ndata = "{folder}"\nout = "{tmp_path / "run"}"\nlimit = 3\nbatch_size = 2\n'
                    '[methods.gradcam]\n[methods.rise_small]\nmethod = "rise"\nnum_masks = 20\nchunk = 10\n')
     assert main(["evaluate", "--config", str(job), "--limit", "2", "--set", "rise_small.p=0.25"]) == 0
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["methods"] == {"gradcam": {}, "rise_small": {"num_masks": 20, "chunk": 10, "p": 0.25}}
-    assert config["aliases"] == {"rise_small": "rise"}
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["methods"]["gradcam"] == {"method": "gradcam", "preset": "default", "settings": {"layer": "head"},
+                                         "learned": None}
+    assert run["methods"]["rise_small"]["settings"] == {"num_masks": 20, "grid": 7, "p": 0.25, "mask_resize": "edge",
+                                                        "chunk": 10}
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert sorted({r["index"] for r in records}) == [0, 1]  # --limit 2 from the command line, not the file's 3
     job.write_text('model = "tiny"\nmodle = "x"\n')
     assert main(["evaluate", "--config", str(job)]) == 2
     assert "unknown option 'modle'" in capsys.readouterr().err
+    job.write_text('model = "tiny"\nlimit = "two"\n')
+    assert main(["evaluate", "--config", str(job)]) == 2
+    assert "limit must be a whole number; got 'two'" in capsys.readouterr().err

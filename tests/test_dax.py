@@ -46,14 +46,17 @@ def test_auto_segmentation_cuts_small_photos_into_many_segments():
 
 
 def test_resolved_settings_name_what_the_input_dependent_defaults_stand_for():
-    from jaxplain.explainers import get
+    from jaxplain.explainers import Context, configure
 
-    explainer = get("dax")
-    assert explainer.resolved(None, (32, 32, 3)) == {"segmentation": "slic", "resolution": 32, "border": 2}
-    assert explainer.resolved(None, (224, 224, 3)) == {"segmentation": "quickshift", "resolution": 128, "border": 7}
-    assert explainer.resolved(None, (64, 101, 1)) == {"segmentation": "grid", "resolution": 96, "border": 5}
-    named = get("dax", segmentation="slic", resolution=64, border=0)
-    assert named.resolved(None, (224, 224, 3)) == {"segmentation": "slic", "resolution": 64, "border": 0}
+    def resolved(shape, **settings):
+        concrete = configure("dax", **settings)[2].resolve(Context("m", shape, 10))
+        return {"segmentation": concrete.segmentation, "resolution": concrete.resolution, "border": concrete.border}
+
+    assert resolved((32, 32, 3)) == {"segmentation": "slic", "resolution": 32, "border": 2}
+    assert resolved((224, 224, 3)) == {"segmentation": "quickshift", "resolution": 128, "border": 7}
+    assert resolved((64, 101, 1)) == {"segmentation": "grid", "resolution": 96, "border": 5}
+    assert resolved((224, 224, 3), segmentation="slic", resolution=64, border=0) == {
+        "segmentation": "slic", "resolution": 64, "border": 0}
 
 
 def test_perturbations_and_their_locality_weights():

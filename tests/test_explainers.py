@@ -1,8 +1,5 @@
 """Every registered method: shapes, determinism, batch invariance; hand-checked cases where the answer is known."""
 
-import dataclasses
-import inspect
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,12 +7,10 @@ import numpy as np
 import pytest
 
 from jaxplain import runner
-from jaxplain.explainers import EXPLAINERS
-from jaxplain.explainers.dax import DaxConfig, dax
+from jaxplain.explainers import METHODS
 from jaxplain.explainers.occlusion import window_masks
-from jaxplain.explainers.relabel import RelabelConfig, relabel
-from jaxplain.explainers.rise import random_masks
-from jaxplain.explainers.scorecam import align_corners_matrix
+from jaxplain.explainers.rise import random_masks, reflect_resize_matrix
+from jaxplain.imageops import align_corners_matrix
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
 
 SMALL = {
@@ -32,7 +27,8 @@ SMALL = {
 }
 STOCHASTIC = {"rise", "lime", "smoothgrad", "random", "dax"}  # gfi is random only with background="noise"
 # relabel needs a VAE and surrogate a trained network: see test_relabel.py and test_surrogate.py
-BASELINES = sorted(set(EXPLAINERS) - {"relabel", "surrogate"})
+BASELINES = sorted(set(METHODS) - {"relabel", "surrogate"})
+PRESETS = [(name, preset) for name in BASELINES for preset in METHODS[name].presets if preset != "default"]
 
 
 @pytest.mark.parametrize("method", BASELINES)
@@ -169,9 +165,16 @@ def test_repeated_calls_reuse_the_explainer_and_its_compiled_program(tiny_model,
                                                                                               num_masks=40)
 
 
-@pytest.mark.parametrize("factory, config_class", [(relabel, RelabelConfig), (dax, DaxConfig)])
-def test_a_factory_and_its_config_share_every_setting_and_default(factory, config_class):
-    """The factories' signatures are what `jaxplain methods` lists; their frozen configs are what the pure
-    functions read. One default written in two places must not drift."""
-    signature = {name: p.default for name, p in inspect.signature(factory).parameters.items() if name != "vae"}
-    assert signature == {f.name: f.default for f in dataclasses.fields(config_class)}
+@pytest.mark.parametrize("method, preset", PRESETS)
+def test_every_preset_explains_a_tiny_model(method, preset, tiny_model, tiny_images):
+    maps = runner.explain(tiny_model, f"{method}:{preset}", tiny_images, key=2, **SMALL.get(method, {}))
+    assert maps.shape == (3, 16, 16) and np.isfinite(maps).all() and maps.std() > 0
+
+
+def test_the_reflect_upsampling_of_rise_reference_is_scikit_images():
+    from skimage.transform import resize
+
+    grid = np.random.default_rng(0).uniform(size=(7, 7))
+    expected = resize(grid, (40, 40), order=1, mode="reflect", anti_aliasing=False)
+    rows, cols = np.asarray(reflect_resize_matrix(7, 40)), np.asarray(reflect_resize_matrix(7, 40))
+    np.testing.assert_allclose(rows @ grid @ cols.T, expected, atol=1e-6)

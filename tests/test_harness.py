@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from jaxplain import runner
-from jaxplain.errors import UsageError
-from jaxplain.evaluation.harness import (SUMMARY_COLUMNS, EvaluationConfig, evaluate, markdown_table, read_records,
-                                        summarise)
-from tests.conftest import write_labelled_folder
+from jaxplain.errors import Interrupted, UsageError
+from jaxplain.evaluation.harness import SUMMARY_COLUMNS, EvaluationConfig, evaluate, markdown_table, summarise
+from jaxplain.runs.journal import read_records
+from jaxplain.explainers import METHODS
+from tests.conftest import custom_method, write_labelled_folder
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_interrupted_evaluation_resumes_without_loss_or_duplicates(folder, tmp_p
         return real_explain(*args, **kwargs)
 
     monkeypatch.setattr(runner, "explain", flaky)
-    with pytest.raises(UsageError, match="rerun the same command to resume"):
+    with pytest.raises(Interrupted, match="12 results are saved .* rerun the same command to resume"):
         evaluate(tiny_model, config(folder), out)
     partial = read_records(out / "records.jsonl")
     assert len(partial) == 3 * 3 + 3  # batch 1: 3 methods x 3 images; batch 2: gradcam only
@@ -75,94 +76,57 @@ def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tm
     evaluate(tiny_model, config(folder, limit=2), out)
     with pytest.raises(UsageError, match="protocol differ"):
         evaluate(tiny_model, config(folder, limit=2, protocol="exact"), out)
-    assert json.loads((out / "config.json").read_text())["protocol"] == "fast"
+    with pytest.raises(UsageError, match="dtype differ"):
+        evaluate(tiny_model, config(folder, limit=2, dtype="bfloat16"), out)
+    with pytest.raises(UsageError, match="seed differ"):
+        evaluate(tiny_model, config(folder, limit=2, seed=1), out)
+    with pytest.raises(UsageError, match="holds the methods"):
+        evaluate(tiny_model, dataclasses.replace(config(folder, limit=2), methods={"gradcam": {}}), out)
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["protocol"] == "fast" and recorded["methods"]["rise"]["settings"] == {
+        "num_masks": 20, "grid": 7, "p": 0.5, "mask_resize": "edge", "chunk": 10}  # every resolved value
 
 
-def test_a_method_default_changed_since_the_run_began_stops_the_resume(folder, tmp_path, tiny_model, monkeypatch):
-    """A config naming a method without settings means "its defaults": when a default changes between
-    two sessions, resuming would mix maps made two ways, so it is refused, naming the setting; writing the
-    old value out in the config (a pin) resumes; runs from before the defaults were recorded (no
-    "defaults" in config.json) still resume."""
-    from jaxplain.evaluation import harness
+def test_a_changed_default_never_breaks_a_resume_and_never_mixes_maps(folder, tmp_path, tiny_model, monkeypatch):
+    """The folder's recorded settings are what a resume runs with: a default changed since neither stops it nor
+    changes its maps (the command names the recorded values that differ from today's defaults); a value given
+    explicitly that differs from the recorded one is refused, naming it."""
+    from jaxplain.explainers import METHODS, Preset
+    from jaxplain.explainers.rise import RiseSettings
 
-    out = tmp_path / "run"
-    evaluate(tiny_model, config(folder, limit=2), out)
-    recorded = json.loads((out / "config.json").read_text())
-    assert recorded["defaults"]["rise"]["p"] == 0.5 and recorded["defaults"]["random"] == {}
-    before = recorded["defaults"]
-    changed = lambda labels, aliases=None: before | {"rise": before["rise"] | {"p": 0.25}}  # as if rise's p moved
-    monkeypatch.setattr(harness, "defaults_of", changed)
-    with pytest.raises(UsageError, match=r"\(methods.rise.p differ\)"):
-        evaluate(tiny_model, config(folder, limit=2), out)
-    pin = lambda p: dataclasses.replace(config(folder, limit=2), methods=config(folder).methods | {
-        "rise": {"num_masks": 20, "chunk": 10, "p": p}})
-    with pytest.raises(UsageError, match=r"\(methods.rise.p differ\)"):
-        evaluate(tiny_model, pin(0.3), out)
-    evaluate(tiny_model, pin(0.5), out)  # the new default pinned back to the value the run began with
-    added = lambda labels, aliases=None: {label: before[label] | {"new_setting": 1} for label in labels}
-    monkeypatch.setattr(harness, "defaults_of", added)  # a setting added since: its default keeps the old behaviour
-    evaluate(tiny_model, config(folder, limit=2), out)
-    del recorded["defaults"]
-    (out / "config.json").write_text(json.dumps(recorded))
-    evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
+    out, lines = tmp_path / "run", []
+    evaluate(tiny_model, config(folder, limit=4), out)
+    (out / "records.jsonl").write_text("".join(l for l in (out / "records.jsonl").read_text().splitlines(True)
+                                               if '"index": 3' not in l))  # as if killed before the last image
+    monkeypatch.setitem(METHODS["rise"].presets, "default", Preset(RiseSettings(p=0.25, grid=5), "a new default"))
+    evaluate(tiny_model, config(folder, limit=4), out, report=lines.append)
+    assert any("rise.grid=7 (now 5)" in line and "rise.p=0.5 (now 0.25)" in line for line in lines), lines
+    monkeypatch.undo()
+    straight = tmp_path / "straight"
+    evaluate(tiny_model, config(folder, limit=4), straight)  # the same folder, made at the old default throughout
+    for a, b in zip(read_records(out / "records.jsonl"), read_records(straight / "records.jsonl")):
+        assert (a["method"], a["index"], a["deletion"]) == pytest.approx((b["method"], b["index"], b["deletion"]))
+    explicit = dataclasses.replace(config(folder, limit=4), methods=config(folder).methods | {
+        "rise": {"num_masks": 20, "chunk": 10, "p": 0.3}})
+    with pytest.raises(UsageError, match=r"rise.p is 0.3 but the folder's maps were made with 0.5"):
+        evaluate(tiny_model, explicit, out)
 
 
-def test_a_default_whose_meaning_changed_stops_the_resume(folder, tmp_path, tiny_model, monkeypatch):
-    """A default can keep its value while what it stands for changes (``"auto"`` picking another
-    segmentation): the resolved settings recorded in config.json catch that too; runs from before they were
-    recorded still resume."""
-    from jaxplain.evaluation import harness
-
-    out = tmp_path / "run"
-    evaluate(tiny_model, config(folder, limit=2), out)
-    recorded = json.loads((out / "config.json").read_text())
-    assert recorded["resolved"] == {}  # gradcam, random and rise have no input-dependent defaults
-    monkeypatch.setattr(harness, "resolved_settings", lambda *_: {"rise": {"masks": "other"}})
-    with pytest.raises(UsageError, match=r"\(resolved.rise differ\)"):
-        evaluate(tiny_model, config(folder, limit=2), out)
-    del recorded["resolved"]
-    (out / "config.json").write_text(json.dumps(recorded))
-    evaluate(tiny_model, config(folder, limit=2), out)  # an older run: taken at its word
-
-
-def test_a_resolved_setting_recorded_since_the_run_began_takes_the_value_earlier_runs_used(folder, tmp_path, tiny_model,
-                                                                                          monkeypatch):
-    """A resolved setting first recorded after a run began (relabel's ``student_input``) is read, for that
-    run, as the value every earlier run used (EARLIER_RESOLVED): it resumes when the setting still resolves
-    to that value and is refused, naming it, when it now resolves otherwise."""
-    from jaxplain.evaluation import harness
+def test_a_folder_of_other_data_or_an_earlier_format_or_in_use_is_refused(folder, tmp_path, tiny_model):
+    from jaxplain.runs.folder import RunFolder
 
     out = tmp_path / "run"
-    monkeypatch.setattr(harness, "resolved_settings", lambda *_: {"rise": {"masks": "smooth"}})
-    evaluate(tiny_model, config(folder, limit=2), out)
-    monkeypatch.setattr(harness, "EARLIER_RESOLVED", {"student_input": "change"})
-    monkeypatch.setattr(harness, "resolved_settings",
-                        lambda *_: {"rise": {"masks": "smooth", "student_input": "change"}})
-    evaluate(tiny_model, config(folder, limit=2), out)  # what the earlier run did: it resumes
-    monkeypatch.setattr(harness, "resolved_settings", lambda *_: {"rise": {"masks": "smooth", "student_input": "size"}})
-    with pytest.raises(UsageError, match=r"\(resolved.rise.student_input differ\)"):
-        evaluate(tiny_model, config(folder, limit=2), out)
-
-
-def test_a_setting_added_since_with_a_new_default_takes_the_value_earlier_runs_used(folder, tmp_path, tiny_model,
-                                                                                  monkeypatch):
-    """A setting added after a run began whose default is not what the run did (GFI's ``channel_weights``, now
-    "rectified") is read, for that run, as EARLIER_DEFAULTS names: the unpinned config is refused, naming it (taken
-    at today's default it would mix two kinds of map), and the config pinning the old value resumes."""
-    from jaxplain.evaluation import harness
-
-    out = tmp_path / "run"
-    evaluate(tiny_model, config(folder, limit=2), out)
-    recorded = json.loads((out / "config.json").read_text())
-    del recorded["defaults"]["rise"]["p"]  # as if rise's p were added since, at a default of 0.5 ...
-    (out / "config.json").write_text(json.dumps(recorded))
-    monkeypatch.setattr(harness, "EARLIER_DEFAULTS", {"p": 0.25})  # ... while the run had used 0.25
-    with pytest.raises(UsageError, match=r"\(methods.rise.p differ\)"):
-        evaluate(tiny_model, config(folder, limit=2), out)
-    pinned = config(folder).methods | {"rise": config(folder).methods["rise"] | {"p": 0.25}}
-    evaluate(tiny_model, dataclasses.replace(config(folder, limit=2), methods=pinned), out)
-    monkeypatch.setattr(harness, "EARLIER_DEFAULTS", {})  # without it, the added setting keeps its default: resumes
-    evaluate(tiny_model, config(folder, limit=2), out)
+    evaluate(tiny_model, config(folder, limit=3), out)
+    labels = (folder / "labels.tsv").read_text().splitlines()
+    (folder / "labels.tsv").write_text("\n".join([labels[0], labels[2], labels[1], *labels[3:]]) + "\n")
+    with pytest.raises(UsageError, match="data.fingerprint differ"):  # the rows were reordered
+        evaluate(tiny_model, config(folder, limit=3), out)
+    with RunFolder(out, kind="another evaluation"):  # a second job holds the folder
+        with pytest.raises(UsageError, match=r"in use by process \d+ \(another evaluation\)"):
+            evaluate(tiny_model, config(folder, limit=3), out)
+    (out / "run.json").rename(out / "config.json")
+    with pytest.raises(UsageError, match=r"earlier jaxplain \(config.json\); migrate it with experiments/migrate_run_folders.py"):
+        evaluate(tiny_model, config(folder, limit=3), out)
 
 
 def brightness_model(size: int = 16):
@@ -178,13 +142,11 @@ def brightness_model(size: int = 16):
                          preprocessing=Preprocessing(size, size), normalisation=UNIT_RANGE)
 
 
-def test_grids_are_scored_for_the_class_of_each_cell(tmp_path):
+def test_grids_are_scored_for_the_class_of_each_cell(tmp_path, monkeypatch):
     """A grid folder from `jaxplain data grids` is evaluated per cell: GridPG and localisation next to
     deletion/insertion, for the cell's class; a map that marks exactly its cell scores 1 and no miss."""
     from jaxplain.data.folder import FolderSource
     from jaxplain.data.grids import GridSpec, build_grids
-    from jaxplain.explainers import EXPLAINERS
-    from jaxplain.explainers.base import stateless
     from jaxplain.metrics import grid_cell_mask
 
     model = brightness_model()
@@ -208,12 +170,9 @@ def test_grids_are_scored_for_the_class_of_each_cell(tmp_path):
         del state, params, labels, key
         return jnp.broadcast_to(grid_cell_mask(0, 2, 16, 16).astype(jnp.float32), images.shape[:3])
 
-    EXPLAINERS["top_left"] = lambda: stateless("top_left", oracle)
-    try:
-        cfg = EvaluationConfig({"top_left": {}, "random": {}}, str(grids), batch_size=4, examples=4)
-        summary = {r["method"]: r for r in evaluate(model, cfg, tmp_path / "run")}
-    finally:
-        del EXPLAINERS["top_left"]
+    monkeypatch.setitem(METHODS, "top_left", custom_method("top_left", oracle))
+    cfg = EvaluationConfig({"top_left": {}, "random": {}}, str(grids), batch_size=4, examples=4)
+    summary = {r["method"]: r for r in evaluate(model, cfg, tmp_path / "run")}
     records = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r["method"] == "top_left"]
     assert [r["cell"] for r in records] == [0, 1, 2, 3] * 3
     assert [r["label"] for r in records] == [row[1] for row in source.rows]  # the cell's class, not the prediction
@@ -233,19 +192,13 @@ def test_a_smaller_limit_reports_only_its_images(folder, tmp_path, tiny_model):
     assert {r["n"] for r in rows} == {2}
 
 
-def test_maps_that_rank_nothing_are_flagged_not_hidden(folder, tmp_path, tiny_model):
-    from jaxplain.explainers import EXPLAINERS
-    from jaxplain.explainers.base import stateless
-
+def test_maps_that_rank_nothing_are_flagged_not_hidden(folder, tmp_path, tiny_model, monkeypatch):
     def flat(state, params, images, labels, *, key=None):
         del state, params, labels, key
         return jnp.full(images.shape[:3], jnp.nan).at[0].set(1.0)  # image 0 constant, the rest NaN
 
-    EXPLAINERS["flat"] = lambda: stateless("flat", flat)
-    try:
-        rows = evaluate(tiny_model, EvaluationConfig({"flat": {}}, str(folder), batch_size=3, limit=3), tmp_path / "r")
-    finally:
-        del EXPLAINERS["flat"]
+    monkeypatch.setitem(METHODS, "flat", custom_method("flat", flat))
+    rows = evaluate(tiny_model, EvaluationConfig({"flat": {}}, str(folder), batch_size=3, limit=3), tmp_path / "r")
     records = read_records(tmp_path / "r" / "records.jsonl")
     assert [r["map_flag"] for r in records] == ["constant", "non-finite", "non-finite"]
     assert all(np.isfinite(r["deletion"]) for r in records)
@@ -253,21 +206,15 @@ def test_maps_that_rank_nothing_are_flagged_not_hidden(folder, tmp_path, tiny_mo
     assert "rank nothing" in (tmp_path / "r" / "summary.md").read_text()
 
 
-def test_method_diagnostics_reach_the_records_and_degenerate_neighbourhoods_the_summary(folder, tmp_path, tiny_model):
-    from jaxplain.explainers import EXPLAINERS
-    from jaxplain.explainers.base import Explainer, ModelHandle, State
-
+def test_method_diagnostics_reach_the_records_and_degenerate_neighbourhoods_the_summary(folder, tmp_path, tiny_model,
+                                                                                        monkeypatch):
     def details(state, params, images, labels, *, key=None):
         del state, params, key
         maps = images.mean(-1)
         return maps, {"fidelity": labels.astype(jnp.float32) / 10, "degenerate": (labels == labels[0]).astype(jnp.float32)}
 
-    EXPLAINERS["diagnosed"] = lambda: Explainer("diagnosed", lambda key, model, sample=None: State(ModelHandle.of(model)),
-                                                lambda *a, **k: details(*a, **k)[0], details=details)
-    try:
-        evaluate(tiny_model, EvaluationConfig({"diagnosed": {}}, str(folder), batch_size=3, limit=3), tmp_path / "r")
-    finally:
-        del EXPLAINERS["diagnosed"]
+    monkeypatch.setitem(METHODS, "diagnosed", custom_method("diagnosed", lambda *a, **k: details(*a, **k)[0], details))
+    evaluate(tiny_model, EvaluationConfig({"diagnosed": {}}, str(folder), batch_size=3, limit=3), tmp_path / "r")
     records = read_records(tmp_path / "r" / "records.jsonl")
     assert [r["details"]["fidelity"] for r in records] == pytest.approx([r["label"] / 10 for r in records])
     flagged = sum(r["details"]["degenerate"] for r in records)

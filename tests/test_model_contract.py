@@ -120,5 +120,7 @@ def test_mixed_precision_computes_in_bfloat16_and_returns_float32(tiny_model, ti
         b = runner.explain(half, method, tiny_images, labels, key=0)
         assert b.dtype == np.float32
         assert np.abs(a - b).max() < 0.05 * np.abs(a).max(), method  # bfloat16 keeps 2-3 significant digits
-    with pytest.raises(ValueError, match="floating-point"):
+    from jaxplain.errors import UsageError
+
+    with pytest.raises(UsageError, match="--dtype must be one of float32, bfloat16, float16; got 'int8'"):
         computing_in(tiny_model, "int8")

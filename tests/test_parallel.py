@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     from jaxplain import runner
     from jaxplain.parallel import data_mesh
     from jaxplain.nets.vae import VAE
-    from jaxplain.explainers.relabel import VaeHandle, relabel
+    from jaxplain.explainers.relabel import VaeHandle
 
     assert jax.device_count() == 8, jax.devices()
     model = make_tiny_model()

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from jaxplain import runner
-from jaxplain.explainers.relabel import VaeHandle, default_vae_name, relabel
+from jaxplain.errors import UsageError
+from jaxplain.explainers import Context, METHODS
+from jaxplain.explainers.relabel import VaeHandle, default_vae_name
 from jaxplain.model import UNIT_RANGE, Preprocessing, from_callable
 from jaxplain.nets.vae import VAE
 
@@ -90,16 +92,17 @@ def test_maps_are_deterministic_and_batch_invariant(vae_handle, tiny_model, tiny
 
 
 def test_vae_choice_and_argument_checks(tiny_model):
-    assert default_vae_name(tiny_model) == "vae_cifar10"
-    with pytest.raises(ValueError, match="multiple of chunk"):
+    relabel = METHODS["relabel"]
+    assert default_vae_name(tiny_model.input_shape) == "vae_cifar10"
+    with pytest.raises(UsageError, match="multiple of chunk"):
         relabel(num_samples=150, chunk=100)
-    with pytest.raises(ValueError, match="neighbourhood"):
+    with pytest.raises(UsageError, match="neighbourhood"):
         relabel(neighbourhood="latent")
-    with pytest.raises(ValueError, match="attribution"):
+    with pytest.raises(UsageError, match="attribution"):
         relabel(attribution="weights")
-    with pytest.raises(ValueError, match="student_optimiser"):
+    with pytest.raises(UsageError, match="student_optimiser"):
         relabel(student_optimiser="lbfgs")
-    with pytest.raises(ValueError, match="nothing to fit"):
+    with pytest.raises(UsageError, match="nothing to fit"):
         relabel(soft_weight=0.0, hard_weight=0.0)
 
 
@@ -113,16 +116,16 @@ def test_class_mean_gap_is_zero_for_a_degenerate_neighbourhood():
 
 # --- the steps one by one --------------------------------------------------------------------------
 
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, attribution_for, balanced_accuracy, choose_probe,
+from jaxplain.explainers.relabel import (RelabelSettings, attribute, attribution_for, balanced_accuracy, choose_probe,
                                          fit_student, relabel_samples, resolve, student_features, student_grid)
 
 
 @pytest.mark.parametrize("height,width,expected", [(224, 224, (16, 16)), (32, 32, (16, 16)), (8, 8, (8, 8)),
                                                    (100, 200, (16, 32)), (300, 150, (32, 16))])
 def test_student_grid_keeps_the_aspect_of_the_image(height, width, expected):
-    assert student_grid(RelabelConfig(student_resolution=16), height, width) == expected
+    assert student_grid(RelabelSettings(student_resolution=16), height, width) == expected
     with pytest.raises(ValueError, match="resolve the config first"):
-        student_grid(RelabelConfig(), height, width)
+        student_grid(RelabelSettings(), height, width)
 
 
 def test_relabelling_keeps_the_rank_of_the_explained_class():
@@ -150,7 +153,7 @@ def test_the_probe_tries_smaller_windows_when_every_noise_scale_loses_the_class(
     that keeps the class only when at most an eighth of the photo is replaced gets that share."""
     from jaxplain.explainers.relabel import neighbourhood_for, probe_settings
 
-    config = RelabelConfig(probe_scales=(0.5, 1.0, 2.0), probe_shares=(0.25, 0.125), probe_samples=16)
+    config = RelabelSettings(probe_scales=(0.5, 1.0, 2.0), probe_shares=(0.25, 0.125), probe_samples=16)
     scales, shares = probe_settings(config)
     np.testing.assert_allclose(scales, [0.5, 1.0, 2.0, 0.5, 0.5])
     np.testing.assert_allclose(shares, [0.5, 0.5, 0.5, 0.25, 0.125])
@@ -161,10 +164,10 @@ def test_the_probe_tries_smaller_windows_when_every_noise_scale_loses_the_class(
 
     scale, share = neighbourhood_for(config, sample, jax.random.key(0))
     assert (float(scale), float(share)) == (0.5, 0.125)
-    without = RelabelConfig(probe_scales=(0.5, 1.0, 2.0), probe_samples=16)
+    without = RelabelSettings(probe_scales=(0.5, 1.0, 2.0), probe_samples=16)
     assert [float(v) for v in neighbourhood_for(without, sample, jax.random.key(0))] == [0.5, 0.5]
-    with pytest.raises(ValueError, match="spliced neighbourhood only"):
-        RelabelConfig(neighbourhood="residual", probe_shares=(0.25,))
+    with pytest.raises(UsageError, match="spliced neighbourhood only"):
+        RelabelSettings(neighbourhood="residual", probe_shares=(0.25,))
 
 
 def test_balanced_accuracy_on_hand_counted_cases():
@@ -179,18 +182,18 @@ def test_student_weights_follow_the_feature_that_decides_the_relabel():
     features = jax.random.normal(key, (400, 6))
     same = features[:, 2] > 0
     soft = jnp.where(same, 0.9, 0.1)
-    weights, train_fidelity, fidelity = fit_student(RelabelConfig(num_samples=400, chunk=100), features, same, soft)
+    weights, train_fidelity, fidelity = fit_student(RelabelSettings(num_samples=400, chunk=100), features, same, soft)
     assert int(jnp.argmax(jnp.abs(weights))) == 2 and float(weights[2]) > 0
     assert float(train_fidelity) > 0.95 and float(fidelity) > 0.95
 
 
 def test_auto_attribution_is_the_signed_change_map_when_spliced_and_the_magnitudes_otherwise():
-    assert attribution_for(RelabelConfig()) == "change"  # the spliced default, at any VAE resolution
-    assert attribution_for(RelabelConfig(neighbourhood="residual")) == "magnitude"  # no windows: the paper's map
-    assert attribution_for(RelabelConfig(neighbourhood="decoded")) == "magnitude"
-    assert attribution_for(RelabelConfig(attribution="input")) == "input"  # a named map is kept
+    assert attribution_for(RelabelSettings()) == "change"  # the spliced default, at any VAE resolution
+    assert attribution_for(RelabelSettings(neighbourhood="residual")) == "magnitude"  # no windows: the paper's map
+    assert attribution_for(RelabelSettings(neighbourhood="decoded")) == "magnitude"
+    assert attribution_for(RelabelSettings(attribution="input")) == "input"  # a named map is kept
     with pytest.raises(ValueError, match="resolve it with attribution_for"):
-        attribute(RelabelConfig(), jnp.zeros(3), jnp.zeros((2, 2, 3)), None, None, (0.5, 0.5, 0.5))
+        attribute(RelabelSettings(), jnp.zeros(3), jnp.zeros((2, 2, 3)), None, None, (0.5, 0.5, 0.5))
 
 
 @pytest.mark.parametrize("settings,vae,height,width,expected", [
@@ -203,7 +206,7 @@ def test_auto_attribution_is_the_signed_change_map_when_spliced_and_the_magnitud
 ])
 def test_auto_student_input_is_the_size_of_the_change_where_the_decodings_are_upsampled(settings, vae, height,
                                                                                        width, expected):
-    assert resolve(RelabelConfig(**settings), vae, height, width).student_input == expected
+    assert resolve(RelabelSettings(**settings), vae, height, width).student_input == expected
 
 
 def test_the_size_input_is_the_absolute_change_on_the_student_grid():
@@ -227,31 +230,35 @@ def test_the_size_input_is_the_absolute_change_on_the_student_grid():
     ({"student_resolution": 8}, 32, 32, 32, ("change", 8)),  # a named grid is kept
 ])
 def test_resolve_makes_the_vae_dependent_defaults_concrete(settings, vae, height, width, expected):
-    resolved = resolve(RelabelConfig(**settings), vae, height, width)
+    resolved = resolve(RelabelSettings(**settings), vae, height, width)
     assert (resolved.attribution, resolved.student_resolution) == expected
-    assert resolved.num_samples == RelabelConfig(**settings).num_samples == 4000  # RISE's query count on both
+    assert resolved.num_samples == RelabelSettings(**settings).num_samples == 4000  # RISE's query count on both
 
 
 def test_resolved_settings_are_what_the_explainer_runs_with(vae_handle, tiny_model):
-    """What resumable runs record: the resolved defaults for the teacher's inputs and the VAE's resolution."""
-    explainer = relabel(vae=vae_handle)
-    state = explainer.init(None, tiny_model)
-    expected = resolve(RelabelConfig(), SIZE, *tiny_model.input_shape[:2])
-    assert explainer.resolved(state, tiny_model.input_shape) == {
-        "attribution": expected.attribution, "student_resolution": expected.student_resolution,
-        "student_input": expected.student_input, "num_samples": expected.num_samples, "learning_rate": 1.0, "vae_resolution": SIZE}
-    assert relabel(vae=vae_handle, learning_rate=0.1).resolved(state, (224, 224, 3))["learning_rate"] == 0.1
+    """What resumable runs record: every setting with the defaults for the teacher's inputs and its VAE made
+    concrete (the shipped CIFAR-10 VAE decodes at 32 px)."""
+    context = Context("tiny", tiny_model.input_shape, 5)
+    resolved = RelabelSettings().resolve(context)
+    expected = resolve(RelabelSettings(), 32, *tiny_model.input_shape[:2])
+    assert (resolved.attribution, resolved.student_resolution, resolved.student_input) == (
+        expected.attribution, expected.student_resolution, expected.student_input)
+    assert resolved.vae == "vae_cifar10" and resolved.learning_rate == 1.0
+    assert RelabelSettings(vae=vae_handle).resolve(context).student_resolution == 16  # the VAE's 16 px < 32 px
+    assert RelabelSettings(learning_rate=0.1).resolve(context).learning_rate == 0.1
+    assert RelabelSettings(vae=vae_handle).resolve(context).to_json()["vae"] == "<VaeHandle>"
 
 
-def test_the_sample_count_must_split_into_chunks_and_leave_samples_on_both_sides_of_the_holdout():
-    with pytest.raises(ValueError, match="multiple of chunk"):
-        RelabelConfig(chunk=300)  # 4000 does not split into chunks of 300
-    with pytest.raises(ValueError, match="both must be at least 1"):
-        RelabelConfig(num_samples=100, chunk=100, holdout=0.0)
+def test_the_sample_count_must_split_into_chunks_and_leave_samples_to_train_on():
+    with pytest.raises(UsageError, match="multiple of chunk"):
+        RelabelSettings(chunk=300)  # 4000 does not split into chunks of 300
+    with pytest.raises(UsageError, match="holdout"):
+        RelabelSettings(num_samples=100, chunk=100, holdout=1.0)
+    assert RelabelSettings(num_samples=100, chunk=100, holdout=0.0).train_count == 100  # the paper's: no held-out share
 
 
 def test_magnitude_attribution_on_a_non_square_image():
-    config = RelabelConfig(student_resolution=2, attribution="magnitude")
+    config = RelabelSettings(student_resolution=2, attribution="magnitude")
     image = jnp.zeros((4, 8, 3))
     weights = jnp.zeros((2, 4, 3)).at[1, 3].set(jnp.array([1.0, -2.0, 0.5])).reshape(-1)
     saliency = attribute(config, weights, image, None, None, (0.5, 0.5, 0.5))
@@ -261,7 +268,7 @@ def test_magnitude_attribution_on_a_non_square_image():
 
 
 def test_change_attribution_is_the_evidence_the_average_change_takes_away():
-    config = RelabelConfig(student_resolution=1, attribution="change")
+    config = RelabelSettings(student_resolution=1, attribution="change")
     image = jnp.zeros((2, 2, 3))
     weights = jnp.array([2.0, -1.0, 0.0])  # one grid cell, three channels
     features = jnp.array([[-0.5, 0.0, 1.0], [-0.1, 0.2, 3.0]])  # mean change (-0.3, 0.1, 2.0)
@@ -299,7 +306,7 @@ def test_a_degenerate_neighbourhood_is_reported(vae_handle):
     _, details = explainer.details(explainer.init(None, constant), {}, jnp.full((1, SIZE, SIZE, 3), 0.5),
                                    jnp.asarray([0]), key=jax.random.key(0))
     assert float(details["degenerate"][0]) == 1.0 and float(details["same_fraction"][0]) == 1.0
-    assert float(details["noise_scale"][0]) == max(RelabelConfig().probe_scales)  # the most noise was tried
+    assert float(details["noise_scale"][0]) == max(RelabelSettings().probe_scales)  # the most noise was tried
 
 
 def test_spliced_neighbourhood_shows_the_decoding_inside_its_windows_and_the_photo_outside():
@@ -308,19 +315,19 @@ def test_spliced_neighbourhood_shows_the_decoding_inside_its_windows_and_the_pho
     image = jnp.full((16, 16, 3), 0.25)
     decoded = jnp.full((5, 4, 4, 3), 0.75)  # the VAE's 4 px decodings, stretched to the image
     base = jnp.zeros((4, 4, 3))
-    synthetic = synthesise(RelabelConfig(neighbourhood="spliced", splice_grid=4), image, decoded, base,
+    synthetic = synthesise(RelabelSettings(neighbourhood="spliced", splice_grid=4), image, decoded, base,
                            jax.random.key(0))
     window = (np.asarray(synthetic[..., 0]) - 0.25) / 0.5  # 0 = photo, 1 = decoding
     assert synthetic.shape == (5, 16, 16, 3)
     assert window.min() >= -1e-6 and window.max() <= 1 + 1e-6
     assert 0.2 < window.mean() < 0.8  # half the cells open on average
     assert (window < 1e-6).any() and (window > 1 - 1e-6).any()
-    everything = synthesise(RelabelConfig(neighbourhood="spliced", splice_share=1.0), image, decoded, base,
+    everything = synthesise(RelabelSettings(neighbourhood="spliced", splice_share=1.0), image, decoded, base,
                             jax.random.key(0))
-    np.testing.assert_allclose(everything, synthesise(RelabelConfig(neighbourhood="decoded"), image, decoded,
+    np.testing.assert_allclose(everything, synthesise(RelabelSettings(neighbourhood="decoded"), image, decoded,
                                                       base, jax.random.key(0)))  # share 1: the paper's samples
-    with pytest.raises(ValueError, match="splice_share"):
-        RelabelConfig(neighbourhood="spliced", splice_share=0.0)
+    with pytest.raises(UsageError, match="splice_share"):
+        RelabelSettings(neighbourhood="spliced", splice_share=0.0)
 
 
 @pytest.mark.parametrize("attribution", ["magnitude", "change"])

@@ -211,7 +211,7 @@ def test_a_feature_surrogate_refuses_another_teacher(tmp_path):
     from jaxplain.artefacts import project_checkpoints
 
     model = make_tiny_model()  # named "tiny"; the artefact reads cifar10_resnet_small's features
-    with pytest.raises(UsageError, match="reads the features of 'cifar10_resnet_small'"):
+    with pytest.raises(UsageError, match="holds the surrogate of 'cifar10_resnet_small'; it cannot explain 'tiny'"):
         runner.explain(model, "surrogate", np.zeros((1, 16, 16, 3), np.float32),
                        checkpoint=str(project_checkpoints() / "surrogate_cifar10_resnet_small"))
 

@@ -5,7 +5,8 @@ grids, the class of the row's cell), scores the maps with the chosen ``metrics``
 insertion AUC; on grids also the grid pointing game, the localisation error and, when asked, the
 IoU of the thresholded map with the cell; mean intensity always) and appends one JSON line per (method, image) to ``records.jsonl``, flushed to disk before
 the next batch. A rerun with the same settings skips what
-is recorded, so an interrupted job loses at most the batch in flight and never duplicates a record.
+is recorded, so an interrupted job loses at most the batch in flight and never duplicates a record. The run
+folder, its identity and the loop are :mod:`jaxplain.runs`'s, shared with ``jaxplain explain --data``.
 At the end it writes ``summary.csv``, ``summary.md``, ``curves.png`` and ``index.html`` (overlays of
 the first images, side by side per method).
 """
@@ -15,31 +16,34 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import json
+import io
 import math
-import os
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxplain import runner
-from jaxplain.data import open_source
-from jaxplain.data.loader import iterate_batches
 from jaxplain.errors import UsageError
-from jaxplain.files import check_output_folder, claim_output_folder
-from jaxplain.explainers import EARLIER_DEFAULTS, EARLIER_RESOLVED, defaults_of, resolved_settings
 from jaxplain.explainers.base import ModelHandle
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.metrics.localisation import (IOU_THRESHOLD, LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask,
                                            grid_pointing_score, localisation_miss, mask_iou, mean_intensity)
 from jaxplain.model import Model, computing_in
 from jaxplain.parallel import data_mesh, pad_rows, run_sharded
+from jaxplain.runs.folder import RunFolder
+from jaxplain.runs.identity import RUN, Request
+from jaxplain.runs.journal import append_records, read_records
+from jaxplain.runs.loop import check_positive, file_label, prepare_run, run_batches, todo_items
+from jaxplain.runs.store import MapStore, append_scaled, valid_rows
 from jaxplain.viz import html_table, save_overlay, write_index
 
 RECORDS = "records.jsonl"
+
+
+def maps_file(label: str) -> str:
+    """The store of a method's maps in an evaluation folder (float16, each divided by the record's ``scale``)."""
+    return f"maps-{file_label(label)}.npy"
 CONFIG = "config.json"
 SUMMARY_COLUMNS = ("method", "n", "deletion", "deletion_se", "insertion", "insertion_se", "intensity", "maps_per_s")
 GRID_SCORES = ("gridpg", "localisation_error", "iou")  # summary columns of the grid metrics
@@ -52,28 +56,24 @@ TARGETS = ("auto", "predicted", "label")
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    methods: dict[str, dict]  # label (usually the method name) -> hyper-parameters
+    methods: dict[str, dict]  # label (usually the method, NAME or NAME:PRESET) -> settings given explicitly
     data: str
     limit: int | None = None
     protocol: str = "fast"
     seed: int = 0
     batch_size: int = 16
     examples: int = 8  # images shown in index.html
-    aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> registered method
+    aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> method (NAME or NAME:PRESET)
     metrics: tuple[str, ...] | None = None  # None: deletion_insertion, plus the grid metrics on grids
     target: str = "auto"  # class explained: predicted, label (the dataset's), auto (label on grids)
     localisation_alpha: float = LOCALISATION_ALPHA
     dtype: str = "float32"  # the explainers' teacher computes in this dtype; the metrics' teacher in float32
     iou_threshold: float = IOU_THRESHOLD  # of the map's range, for the iou metric (DAX paper: 0.2)
 
-    def identity(self, model_name: str, resolved: dict) -> dict:
-        """The settings a resumed run must share with the run that wrote the records (``resolved``: what
-        the methods' input-dependent defaults stand for, :func:`jaxplain.explainers.resolved_settings`)."""
-        return {"model": model_name, "data": self.data, "protocol": self.protocol, "seed": self.seed,
-                "methods": self.methods, "aliases": self.aliases, "metrics": list(self.metrics or ()),
-                "target": self.target, "localisation_alpha": self.localisation_alpha, "dtype": self.dtype,
-                "iou_threshold": self.iou_threshold, "defaults": defaults_of(self.methods, self.aliases),
-                "resolved": resolved}
+    def options(self) -> dict:
+        """The run's settings besides its data, seed and methods that change an answer (its identity's)."""
+        return {"protocol": self.protocol, "metrics": list(self.metrics or ()), "target": self.target,
+                "localisation_alpha": self.localisation_alpha, "dtype": self.dtype, "iou_threshold": self.iou_threshold}
 
     def resolved(self, grid: bool) -> "EvaluationConfig":
         """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
@@ -87,43 +87,6 @@ class EvaluationConfig:
             raise UsageError(f"unknown target {self.target!r}; choose one of: {', '.join(TARGETS)}")
         target = self.target if self.target != "auto" else ("label" if grid else "predicted")
         return dataclasses.replace(self, metrics=tuple(metrics), target=target)
-
-
-def read_records(path: Path) -> list[dict]:
-    """Complete records of a (possibly interrupted) ``records.jsonl``; a torn last line is cut off."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]
-    if len(complete) != len(raw):
-        with open(path, "r+b") as f:
-            f.truncate(len(complete))
-    return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
-
-
-def append_records(path: Path, records: list[dict]) -> None:
-    with open(path, "a") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-# settings added after the first tables were written, with the values those runs used
-_IDENTITY_DEFAULTS = {"metrics": ["deletion_insertion"], "target": "predicted", "localisation_alpha": LOCALISATION_ALPHA,
-                      "dtype": "float32", "iou_threshold": IOU_THRESHOLD}
-
-
-def claim_evaluation_folder(out: Path, config: EvaluationConfig, model_name: str, resolved: dict) -> None:
-    """Records a new run's identity in ``out/config.json``, or checks that a resumed one matches it (raises
-    :class:`UsageError` naming what differs). ``config`` must be :meth:`EvaluationConfig.resolved`;
-    ``resolved`` is :func:`jaxplain.explainers.resolved_settings` of its methods on the teacher's inputs."""
-    identity = config.identity(model_name, resolved)
-    # runs from before the methods' defaults (or what they resolve to) were recorded are taken at their word
-    # (their configs pin the settings whose defaults changed since)
-    claim_output_folder(out, identity, "an evaluation", name=CONFIG,
-                        defaults=_IDENTITY_DEFAULTS | {"defaults": identity["defaults"], "resolved": resolved},
-                        earlier_resolved=EARLIER_RESOLVED, earlier_defaults=EARLIER_DEFAULTS)
 
 
 @functools.lru_cache(maxsize=8)
@@ -199,72 +162,61 @@ def make_record(method: str, index: int, item_id: str, label: int, probability: 
     return record | {"seconds": seconds, "includes_compile": includes_compile}
 
 
-def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_dir=None, raw_data=None, mesh=None) -> list[dict]:
+def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_dir=None, raw_data=None, mesh=None,
+             report=print) -> list[dict]:
     """Runs (or resumes) the evaluation and returns the summary rows."""
-    out = Path(out)
     if config.protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {config.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
-    if config.limit is not None and config.limit < 1:
-        raise UsageError(f"--limit must be at least 1; got {config.limit}")
-    if config.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1; got {config.batch_size}")
-    try:
-        explaining = computing_in(model, config.dtype)  # what the explainers query; the metrics use `model`
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"--dtype {config.dtype!r}: {e}") from e
-    explainers = {label: runner.make_explainer(config.aliases.get(label, label), explaining, **hp)
-                  for label, hp in config.methods.items()}
-    source, _ = open_source(config.data, num_classes=model.num_classes, data_dir=data_dir, raw_data=raw_data)
-    config = config.resolved(grid=bool(getattr(source, "has_cells", False)))
-    n = len(source) if config.limit is None else min(config.limit, len(source))
-    if n == 0:
-        raise UsageError(f"--data {config.data} holds no images")
-    states = runner.initial_states(explainers, explaining, config.seed)
-    check_output_folder(out)
-    claim_evaluation_folder(out, config, model.name, resolved_settings(explainers, states, model.input_shape))
-    (out / "examples").mkdir(exist_ok=True)
-    records_path = out / RECORDS
-    done = {(r["method"], r["index"]) for r in read_records(records_path)}
-    mesh = mesh or data_mesh()
-    key = jax.random.key(config.seed)
-    todo = np.asarray([i for i in range(n) if any((m, i) not in done for m in explainers)], np.int64)
-    compiled: set[str] = set()
-    batches = iterate_batches(source, config.batch_size, model.preprocessing, indices=todo)
-    progress = tqdm(batches, total=math.ceil(len(todo) / config.batch_size), desc="evaluate", unit="batch")
-    try:
-        for batch in progress:
-            probabilities = runner.predict(model, batch.images, mesh=mesh)
-            labels = batch.labels if config.target == "label" else probabilities.argmax(-1).astype(np.int32)
-            for method, explainer in explainers.items():
-                rows = np.flatnonzero([(method, int(i)) not in done for i in batch.indices])
-                if not len(rows):
-                    continue
-                images, targets, indices = batch.images[rows], labels[rows], batch.indices[rows]
-                start = time.perf_counter()
-                maps, diagnostics = runner.explain(explaining, explainer, images, targets, key=key, indices=indices,
-                                                   state=states[method], batch_size=config.batch_size,
-                                                   fixed_shape=True, mesh=mesh, with_details=True)
-                seconds = (time.perf_counter() - start) / len(indices)
-                scores = score_maps(model, config, images, maps, targets, batch.cells[rows], mesh)
-                flags = map_flags(maps)
-                if any(flags):
-                    tqdm.write(f"warning: {method} gave {sum(map(bool, flags))} map(s) that rank nothing "
-                               f"({', '.join(sorted(set(filter(None, flags))))}); recorded as map_flag")
-                records = []
-                for j, (row, index) in enumerate(zip(rows, indices)):
-                    if index < config.examples:
-                        np.save(out / "examples" / f"{method}_{index}.npy", maps[j].astype(np.float16))
-                    records.append(make_record(method, int(index), batch.ids[row], int(targets[j]),
-                                               float(probabilities[row, targets[j]]), int(batch.cells[row]),
-                                               scores, j, seconds, method not in compiled, flags[j],
-                                               {name: float(v[j]) for name, v in diagnostics.items()}))
-                compiled.add(method)
-                append_records(records_path, records)
-                done.update((method, int(i)) for i in indices)
-    except KeyboardInterrupt:
-        progress.close()
-        raise UsageError(f"interrupted; {len(done)} results are saved in {records_path}; rerun the same command to resume")
-    return write_reports(model, config, out, source, n)
+    check_positive("--batch-size", config.batch_size)
+    check_positive("--examples", config.examples + 1)
+    for name in ("localisation_alpha", "iou_threshold"):
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number of at least 0; got {value!r}")
+    explaining = computing_in(model, config.dtype)  # what the explainers query; the metrics use `model`
+    requests = [Request(label, config.aliases.get(label, label), overrides) for label, overrides in config.methods.items()]
+    from jaxplain.data import open_source
+
+    grid = bool(getattr(open_source(config.data, num_classes=model.num_classes, data_dir=data_dir,
+                                    raw_data=raw_data)[0], "has_cells", False))
+    config = config.resolved(grid=grid)
+    with RunFolder(out, kind="evaluate") as folder:
+        run = prepare_run(model, explaining, folder.out, requests, config.options(), data=config.data,
+                          limit=config.limit, seed=config.seed, kind="an evaluation", data_dir=data_dir,
+                          raw_data=raw_data, report=report, limit_fixed=False)
+        folder.own([RECORDS, RUN] + [maps_file(label) for label in run.methods])
+        records_path = folder.out / RECORDS
+        journal = read_records(records_path)
+        done = {(r["method"], r["index"]) for r in journal}
+        stores = {label: MapStore(folder.out / maps_file(label), model.input_shape[:2], valid_rows(journal, label))
+                  for label in run.methods}
+        compiled: set[str] = set()
+        mesh = mesh or data_mesh()
+
+        def consume(batch, label, rows, maps, details, probabilities, targets, seconds):
+            images, chosen = batch.images[rows], targets[rows]
+            scores = score_maps(model, config, images, maps, chosen, batch.cells[rows], mesh)
+            written, scales = append_scaled(stores[label], maps)
+            flags = map_flags(maps)
+            if any(flags):
+                tqdm.write(f"warning: {label} gave {sum(map(bool, flags))} map(s) that rank nothing "
+                           f"({', '.join(sorted(set(filter(None, flags))))}); recorded as map_flag")
+            new = []
+            for j, row in enumerate(rows):
+                index = int(batch.indices[row])
+                new.append(make_record(label, index, batch.ids[row], int(chosen[j]),
+                                       float(probabilities[row, chosen[j]]), int(batch.cells[row]), scores, j, seconds,
+                                       label not in compiled, flags[j],
+                                       {name: float(v[j]) for name, v in details.items()})
+                           | {"row": written[j], "scale": float(scales[j])})
+            compiled.add(label)
+            append_records(records_path, new)
+
+        todo = todo_items(range(run.count), run.methods, done)
+        saved = lambda: f"{len(done)} results are saved in {records_path}"
+        run_batches(model, explaining, run, todo, done, batch_size=config.batch_size, target=config.target,
+                    seed=config.seed, mesh=mesh, consume=consume, saved=saved, desc="evaluate")
+        return write_reports(model, config, folder, run.source, run.count)
 
 
 def _mean_se(values) -> tuple[float, float]:
@@ -348,34 +300,35 @@ def _score_caption(record: dict) -> str:
     return " ".join(f"{short} {record[name]:.3f}" for name, short in names if name in record)
 
 
-def write_reports(model: Model, config: EvaluationConfig, out: Path, source, n: int) -> list[dict]:
+def write_reports(model: Model, config: EvaluationConfig, folder: RunFolder, source, n: int) -> list[dict]:
     """Summary (csv, md), curves and the overlay page from the records of the first ``n`` images."""
     from jaxplain.data.loader import load_items
 
+    out = folder.out
     records = [r for r in read_records(out / RECORDS) if r["index"] < n]
     rows = summarise(records, config.methods)
     columns = SUMMARY_COLUMNS + (GRID_COLUMNS if any(_has(rows, c) for c in GRID_SCORES) else ())
-    with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    folder.write_text("summary.csv", table.getvalue())
     header = (f"{model.name} on {config.data} ({config.protocol} protocol, seed {config.seed}, "
               f"explaining the {config.target} class; metrics: {', '.join(config.metrics)})\n\n")
-    (out / "summary.md").write_text(header + markdown_table(rows))
-    plot_curves(records, rows, out / "curves.png")
+    folder.write_text("summary.md", header + markdown_table(rows))
+    plot_curves(records, rows, folder.path("curves.png"))
     shown = sorted({r["index"] for r in records if r["index"] < config.examples})
-    (out / "overlays").mkdir(exist_ok=True)
     page_rows = []
     if shown:
         batch = load_items(source, shown, model.preprocessing)
         for image, index, image_id in zip(batch.images, shown, batch.ids):
             cells = {}
             for method in config.methods:
-                path = out / "examples" / f"{method}_{index}.npy"
-                if path.exists():
-                    record = next(r for r in records if r["method"] == method and r["index"] == index)
-                    rel = f"overlays/{index:05d}_{method}.png"
-                    save_overlay(out / rel, image, np.load(path).astype(np.float32),
+                record = next((r for r in records if r["method"] == method and r["index"] == index), None)
+                if record is not None and "row" in record:
+                    saliency = np.load(out / maps_file(method), mmap_mode="r")[record["row"]].astype(np.float32)
+                    rel = f"overlays/{index:05d}_{file_label(method)}.png"
+                    save_overlay(folder.path(rel), image, saliency * record["scale"],
                                  f"{method}: {model.class_names[record['label']]}\n{_score_caption(record)}")
                     cells[method] = rel
             page_rows.append({"caption": str(image_id), "cells": cells})
@@ -384,6 +337,6 @@ def write_reports(model: Model, config: EvaluationConfig, out: Path, source, n: 
     summary = html_table(rows, columns, formats)
     if (out / "curves.png").exists():
         summary += '<p><img src="curves.png" width="900"></p>'
-    write_index(out / "index.html", f"jaxplain evaluation: {model.name} on {config.data}", page_rows,
+    write_index(folder.path("index.html"), f"jaxplain evaluation: {model.name} on {config.data}", page_rows,
                 list(config.methods), notes=header.strip(), extra_html=summary)
     return rows

@@ -11,9 +11,9 @@ is one PRNG key for the call (split per example with ``fold_in(key, position)``)
 example (shape ``[B]``), which lets jobs make each image's randomness depend on its dataset index only,
 so maps do not change with the batch size or device count. Amortized methods add ``update``;
 methods with diagnostics (e.g. re-label distillation's class balance and student fidelity) add
-``details``, which returns ``(maps, {name: [B] array})``; methods whose defaults depend on the input
-(``"auto"``, ``None``) add ``resolved(state, input_shape) -> {setting: value}``, which resumable runs
-record so that a default whose meaning changes is noticed. Methods that need host code per image
+``details``, which returns ``(maps, {name: [B] array})``. Every explainer carries the settings it was
+built from (``settings``), whose :meth:`~jaxplain.explainers.settings.Settings.resolve` says what its
+input-dependent defaults stand for, so a run folder records every value. Methods that need host code per image
 (superpixels with scikit-image: LIME, DAX) add ``prepare(images) -> {name: [B, ...] array}``, run on
 the host before the compiled call; ``explain`` then takes those arrays as keyword arguments (and,
 called without them, computes them itself through ``jax.pure_callback``). Keeping host callbacks
@@ -74,19 +74,17 @@ class Explainer(NamedTuple):
     needs_taps: bool = False  # differentiates with respect to a named feature (model taps)
     details: Callable | None = None  # like explain, but returns (maps, {diagnostic: [B]})
     prepare: Callable | None = None  # host step: images (numpy) -> {name: [B, ...]} passed to explain
-    # (state, input shape [H, W, C]) -> {setting: value} that the input-dependent defaults ("auto", None) stand for
-    resolved: Callable | None = None
+    settings: Any = None  # the Settings it was built from
 
 
-def stateless(name: str, explain: Callable, *, needs_taps: bool = False, prepare: Callable | None = None,
-              resolved: Callable | None = None) -> Explainer:
+def stateless(settings, explain: Callable, *, needs_taps: bool = False, prepare: Callable | None = None) -> Explainer:
     """An explainer with nothing to learn: ``init`` only records the model handle."""
 
     def init(key, model, sample=None) -> State:
         del key, sample
         return State(ModelHandle.of(model))
 
-    return Explainer(name, init, explain, needs_taps=needs_taps, prepare=prepare, resolved=resolved)
+    return Explainer(settings.method, init, explain, needs_taps=needs_taps, prepare=prepare, settings=settings)
 
 
 def per_example_keys(key: Array, batch: int) -> Array:
@@ -109,10 +107,17 @@ def map_images(fn: Callable, *batched):
     return jax.lax.map(lambda example: fn(*example), batched)
 
 
-def require_choice(setting: str, value, choices) -> None:
-    """A ``ValueError`` naming ``choices`` when ``value`` is not one of them (the runner reports it as a usage error)."""
-    if value not in choices:
-        raise ValueError(f"{setting} must be one of {tuple(choices)}, not {value!r}")
+def each_image(one: Callable, images, labels, key=None, *extras, sequential: bool = True):
+    """``one(image, label, key, *extra)`` for every image of a batch, with its own key (:func:`per_example_keys`;
+    ``key=None`` passes ``None``): image after image (:func:`map_images`, memory of one image) or, with
+    ``sequential=False``, all at once (``vmap``). The per-image wrapper every per-image explainer uses."""
+    keys = per_example_keys(key, images.shape[0]) if key is not None else None
+    if keys is None:
+        fn = lambda image, label, *rest: one(image, label, None, *rest)
+        batched = (images, labels, *extras)
+    else:
+        fn, batched = one, (images, labels, keys, *extras)
+    return map_images(fn, *batched) if sequential else jax.vmap(fn)(*batched)
 
 
 def require_feature(features: dict, layer: str) -> Array:

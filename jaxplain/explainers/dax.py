@@ -3,63 +3,44 @@
 A gradient-free explainer: the teacher is only *queried*, never differentiated. For each input ``x``
 explained for class ``c``:
 
-1. **Local perturbations.** ``x`` is cut into segments (:func:`segmentation_for`: quickshift superpixels
-   for RGB images as in the reference, kernel 4, max distance 200, ratio 0.2; SLIC with ``n_segments``
-   for RGB images under ``QUICKSHIFT_MIN_SIDE`` px, where those quickshift settings find almost nothing
-   to cut; a grid of ``patch`` x ``patch`` blocks for one-channel inputs such as spectrograms), and
-   ``num_samples`` random on/off patterns are drawn
-   (the first keeps everything). A switched-off segment shows its own mean value over pixels and
-   channels (mean grey for images). The teacher's probability of ``c`` on each perturbed input is
-   the target; each sample is weighted by ``sqrt(exp(-d^2 / 0.25^2))`` of the cosine distance ``d``
-   of its pattern to the all-on one.
-2. **Joint training.** A mask network ``M`` and a student ``S`` (:mod:`jaxplain.nets.dax`) see the
-   perturbed inputs downscaled to ``resolution`` and trained with
-   ``mean(w (S(x' M(x')) - p)^2) - mean(w (S(x' (1 - M(x'))) - p)^2)``: the student must reproduce
-   the teacher on the masked input and fail on its complement, so the mask must hold the evidence.
-   The samples are taken in order, in batches of ``batch_size``, by SGD with Nesterov momentum 0.9
-   at ``learning_rate``. Besides the reference's objective (``complement="joint"``) two others are settings,
-   ``"mask"`` and ``"adversarial"``, as are an area term ``mask_area`` and a rounded mask ``hard_mask``
-   (:func:`dax_loss` says what each does).
-3. **Map.** The mask of the intact input is recorded at the start of each of the first
-   ``averaged_epochs`` epochs (the first before any step, as in the reference), max-pooled by ``pool``
-   and bilinearly upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map
-   is the min-max normalised mean of these masks, resized to the input.
+1. **Local perturbations** (:func:`query_teacher`). ``x`` is cut into segments (:func:`segmentation_for`:
+   quickshift superpixels as in the reference, SLIC for small RGB images, a grid of ``patch`` x ``patch`` blocks
+   for spectrograms) and ``num_samples`` random on/off patterns are drawn (the first keeps everything). A
+   switched-off segment shows its own mean value over pixels and channels (mean grey for images). The teacher's
+   probability of ``c`` on each perturbed input is the target; each sample is weighted by
+   ``sqrt(exp(-d^2 / 0.25^2))`` of the cosine distance ``d`` of its pattern to the all-on one.
+2. **Joint training** (:func:`train_networks`). A mask network ``M`` and a student ``S`` (:mod:`jaxplain.nets.dax`)
+   see the perturbed inputs downscaled to ``resolution`` and are trained on the first ``1 - holdout`` of the samples
+   with ``mean(w (S(x' M(x')) - p)^2) - mean(w (S(x' (1 - M(x'))) - p)^2)`` (:func:`dax_loss`), in batches of
+   ``batch_size`` taken in order (the last one shorter), by SGD with Nesterov momentum.
+3. **Map** (:func:`dax_map`). The mask of the intact input is recorded at the start of each of the first
+   ``averaged_epochs`` epochs (the first before any step, as in the reference), max-pooled by ``pool``, bilinearly
+   upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map is the min-max normalised
+   mean of these masks, resized to the input.
 
-Defaults are the reference's (3000 samples, 128 px, batch 16, lr 1e-3, masks after 0-5 epochs);
-``resolution=None`` means 128 px, or the input's own size when it is smaller; ``border=None`` means
-the reference's 7 px at 128 px, scaled to the resolution.
-Differences: the reference trains 9 epochs, but only the masks of epochs 0-5 enter its map, so
-training stops after the last recorded mask; it holds out 10 % of the samples for a validation loss
-that never enters the map, so all samples train here; its colour augmentation (part of each batch, and
-the intact input whose masks make the map, fed to the networks in HSV coordinates) is a setting,
-``colour_augmentation`` (:func:`colour_augmented`), off by default. Where the mask removes, the
-student sees black as in the reference, or with ``masked_fill="segment_mean"`` the perturbations' own fill
-(:func:`student_views`). Teacher queries run image after image in
-chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs); the training runs ``images_per_step``
-images at a time (``vmap``), each with a 25 M-parameter student at the default resolution. The default, one,
-trains each image by the same compiled step whatever the batch, so a map is bitwise the same explained in a
-batch or alone, on one device or several; more images per step fill an accelerator better, but the batch then
-changes the float order of the training's sums, which the training amplifies (on ImageNet photos up to 0.75
-of the map's range where the teacher is unsure: results/README.md).
+The whole per-image training is one compiled program (``lax.scan`` over epochs and batches). Teacher queries run
+image after image in chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs); the training runs
+``images_per_step`` images at a time. What each setting does, the reference's values and how the tuned default
+differs, with measured effects, are in ``docs/methods/dax.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxplain.explainers.base import Explainer, map_images, per_example_keys, require_choice, stateless
+from jaxplain.explainers.base import Explainer, map_images, per_example_keys, stateless
 from jaxplain.explainers.lime import KERNEL_WIDTH, host_superpixels, superpixels
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.imageops import minmax
 from jaxplain.nets.dax import MaskNet, StudentNet, init_networks
 
-SEGMENTATIONS = ("auto", "quickshift", "slic", "grid")
-# what the student sees where the mask removes: black (the reference: x * m), or the perturbations' fill
-MASKED_FILLS = ("zero", "segment_mean")
 # quickshift at the reference's settings is made for ImageNet-size photos: on the first six imagenet-dev images
 # resized it finds about 33 segments at 224 px, 13 at 128, 7 at 96, 3 at 64 and one at 32 (so on CIFAR-10 every
 # perturbation switched the whole image on or off); SLIC with n_segments=50 finds about 30 at 32 px
@@ -116,9 +97,6 @@ def student_views(inputs: jax.Array, mask: jax.Array, fill: jax.Array | float = 
     return inputs * mask + fill * (1.0 - mask), inputs * (1.0 - mask) + fill * mask
 
 
-COMPLEMENTS = ("joint", "mask", "adversarial")
-
-
 @jax.custom_vjp
 def reverse_gradient(x: jax.Array) -> jax.Array:
     """The identity, whose gradient is negated: what follows it is minimised, what precedes it maximised."""
@@ -136,7 +114,7 @@ def straight_through(mask: jax.Array, threshold: float = 0.5) -> jax.Array:
 def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inputs, targets, weights, key,
              complement: str = "joint", fill: jax.Array | float = 0.0, mask_area: float = 0.0,
              hard_mask: bool = False):
-    """The DAX objective on one batch; returns ``(loss, new batch statistics)``.
+    """The DAX objective on one batch; returns ``(loss, (new batch statistics, (kept error, removed error)))``.
 
     With ``e_k`` and ``e_c`` the student's weighted errors on the kept and the complementary input:
 
@@ -171,7 +149,8 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     kept_error = jnp.mean(weights * (kept - targets) ** 2)
     removed_error = jnp.mean(weights * (removed - targets) ** 2)
     sign = 1.0 if complement == "adversarial" else -1.0  # the reversal turns the mask's + into -
-    return kept_error + sign * removed_error + mask_area * jnp.mean(soft), batch_stats
+    loss = kept_error + sign * removed_error + mask_area * jnp.mean(soft)
+    return loss, (batch_stats, (kept_error, removed_error))
 
 
 def hsv_scaled(images: jax.Array, selected: jax.Array | None = None) -> jax.Array:
@@ -221,69 +200,67 @@ def student_resolution(size: tuple[int, int], pool: int, reference: int = 128) -
     return max(pool, min(reference, max(size)) // pool * pool)
 
 
-def network_geometry(size: tuple[int, int], pool: int, resolution: int | None, border: int | None) -> tuple[int, int]:
-    """``(side, border)`` of the networks' square input and of the map's zeroed edge: the given values, or
-    :func:`student_resolution` and the reference's 7 px at 128 px scaled to that side."""
-    side = resolution or student_resolution(size, pool)
-    return side, border if border is not None else round(7 * side / 128)
-
-
 @dataclasses.dataclass(frozen=True)
-class DaxConfig:
-    """Every setting of DAX (see the module docstring for what each one does)."""
+class DaxSettings(Settings):
+    method = "dax"
+    num_samples: int = setting(3000, "perturbations (teacher queries per map)", count=True)
+    segmentation: str = setting("auto", "auto: quickshift for RGB images of 128 px or more, SLIC below, a grid "
+                                        "for spectrograms", choices=("auto", "quickshift", "slic", "grid"))
+    max_segments: int = setting(256, "segments kept (surplus ones are pooled into the last)", at_least=2)
+    n_segments: int = setting(50, "SLIC's target number of segments", count=True)
+    patch: int = setting(8, "side of the grid's blocks in px", count=True)
+    resolution: int | None = setting(None, "side of the networks' square input (None: 128 px, or the input's if "
+                                           "smaller)", count=True)
+    input_scale: float = setting(255.0, "the networks see pixel values in [0, input_scale]", above=0.0)
+    mask_features: int = setting(32, "channels of the mask network's first convolution", count=True)
+    mask_kernel: int = setting(7, "kernel size of the mask network's convolutions", count=True)
+    pool: int = setting(8, "the mask is constant on pool x pool blocks", count=True)
+    mask_normalisation: str = setting("batch", "min-max of the mask over the whole batch (the reference) or per "
+                                               "sample", choices=("batch", "sample"))
+    hidden: int = setting(512, "hidden units of the student", count=True)
+    dropout: float = setting(0.1, "the student's dropout", at_least=0.0, below=1.0)
+    init: str = setting("flax", "initialisation of both networks: flax's defaults or PyTorch's",
+                        choices=("flax", "torch"))
+    batch_size: int = setting(16, "samples per step", count=True)
+    learning_rate: float = setting(1e-3, "SGD's step size (Nesterov momentum 0.9)", above=0.0)
+    holdout: float = setting(0.0, "share of the samples (the last ones) kept out of training", at_least=0.0,
+                             below=1.0)
+    averaged_epochs: int = setting(6, "masks averaged: before training and after each of the first epochs",
+                                   count=True)
+    border: int | None = setting(None, "outermost pixels of each mask set to zero (None: 7 px at 128 px, scaled)",
+                                 at_least=0)
+    complement: str = setting("joint", "how the complement term trains: joint (the reference), mask only, or "
+                                       "adversarial", choices=("joint", "mask", "adversarial"))
+    masked_fill: str = setting("zero", "what the student sees where the mask removes: black (the reference) or "
+                                       "the perturbations' fill", choices=("zero", "segment_mean"))
+    mask_area: float = setting(0.0, "weight of the mask's mean in the loss", at_least=0.0)
+    hard_mask: bool = setting(False, "show the student the mask rounded to 0 or 1 (straight-through)")
+    colour_augmentation: bool = setting(False, "the reference's HSV views of part of each batch and of the "
+                                               "recorded input")
+    chunk: int = setting(100, "perturbations per teacher call (sets peak memory)", count=True)
+    images_per_step: int = setting(1, "images trained at once (1: a map never depends on its batch)", count=True)
 
-    num_samples: int = 3000
-    segmentation: str = "auto"
-    max_segments: int = 256
-    n_segments: int = 50
-    patch: int = 8
-    resolution: int | None = None
-    input_scale: float = 255.0
-    mask_features: int = 32
-    mask_kernel: int = 7
-    pool: int = 8
-    hidden: int = 512
-    dropout: float = 0.1
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    averaged_epochs: int = 6
-    border: int | None = None
-    chunk: int = 100
-    images_per_step: int = 1
-    complement: str = "joint"
-    masked_fill: str = "zero"
-    mask_area: float = 0.0
-    hard_mask: bool = False
-    colour_augmentation: bool = False
-
-    def __post_init__(self):
-        if self.complement not in COMPLEMENTS:
-            raise ValueError(f"complement must be one of {COMPLEMENTS} ('joint' is the reference), "
-                             f"not {self.complement!r}")
-        if self.mask_area < 0:
-            raise ValueError(f"mask_area must be at least 0; got {self.mask_area}")
-        require_choice("masked_fill", self.masked_fill, MASKED_FILLS)
-        require_choice("segmentation", self.segmentation, SEGMENTATIONS)
+    def check(self):
         if self.num_samples % self.chunk:
             raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
         if self.resolution is not None and self.resolution % self.pool:
             raise ValueError(f"resolution ({self.resolution}) must be a multiple of pool ({self.pool})")
-        if self.averaged_epochs < 1:
-            raise ValueError(f"averaged_epochs must be at least 1; got {self.averaged_epochs}")
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"{self.num_samples} samples fill no batch of {self.batch_size}")
+        if self.train_count < self.batch_size:
+            raise ValueError(f"{self.train_count} training samples fill no batch of {self.batch_size}")
 
     @property
-    def steps_per_epoch(self) -> int:
-        return self.num_samples // self.batch_size
+    def train_count(self) -> int:
+        """Samples the networks train on (sklearn's train_test_split rounds the held-out share up)."""
+        return self.num_samples - math.ceil(self.holdout * self.num_samples)
 
     @property
     def mask_net(self) -> MaskNet:
-        return MaskNet(self.mask_features, self.mask_kernel, self.pool)
+        return MaskNet(self.mask_features, self.mask_kernel, self.pool, self.mask_normalisation == "sample",
+                       self.init == "torch")
 
     @property
     def student(self) -> StudentNet:
-        return StudentNet(self.hidden, self.dropout)
+        return StudentNet(self.hidden, self.dropout, self.init == "torch")
 
     @property
     def optimiser(self) -> optax.GradientTransformation:
@@ -291,64 +268,75 @@ class DaxConfig:
 
     def geometry(self, size: tuple[int, int]) -> tuple[int, int]:
         """``(side, border)`` of the networks' input and of the map's zeroed edge for an input of ``size``."""
-        return network_geometry(size, self.pool, self.resolution, self.border)
+        side = self.resolution or student_resolution(size, self.pool)
+        return side, self.border if self.border is not None else round(7 * side / 128)
+
+    def resolve(self, context):
+        side, edge = self.geometry(context.input_shape[:2])
+        return self.replace(segmentation=segmentation_for(self.segmentation, *context.input_shape),
+                            resolution=side, border=edge)
 
 
-def segments_of(config: DaxConfig, inputs: jax.Array) -> jax.Array:
+def segments_of(settings: DaxSettings, inputs: jax.Array) -> jax.Array:
     """Segment labels ``[B, H, W]`` of a batch (a grid, or superpixels through a host callback)."""
     height, width, channels = inputs.shape[1:]
-    method = segmentation_for(config.segmentation, height, width, channels)
+    method = segmentation_for(settings.segmentation, height, width, channels)
     if method == "grid":
-        segments = grid_segments(height, width, config.patch)
-        if segments.max() >= config.max_segments:
-            raise ValueError(f"a {height}x{width} input has {segments.max() + 1} patches of {config.patch} px; "
+        segments = grid_segments(height, width, settings.patch)
+        if segments.max() >= settings.max_segments:
+            raise ValueError(f"a {height}x{width} input has {segments.max() + 1} patches of {settings.patch} px; "
                              f"raise max_segments or patch")
         return jnp.broadcast_to(jnp.asarray(segments), inputs.shape[:3])
-    return superpixels(inputs, method, config.max_segments, config.n_segments)
+    return superpixels(inputs, method, settings.max_segments, settings.n_segments)
 
 
-def query_teacher(config: DaxConfig, model, params, x, label, segments, key) -> tuple[jax.Array, jax.Array]:
+def query_teacher(settings: DaxSettings, model, params, x, label, segments, key) -> tuple[jax.Array, jax.Array]:
     """Patterns ``[N, S]`` and the teacher's probability of ``label`` on each perturbed input ``[N]``: the
     only use DAX makes of the teacher."""
-    fill = segment_means(x, segments, config.max_segments)
-    switches = random_switches(key, config.num_samples, config.max_segments)
+    fill = segment_means(x, segments, settings.max_segments)
+    switches = random_switches(key, settings.num_samples, settings.max_segments)
 
     def probabilities(chunk_switches):
         return model.probabilities(params, perturb(x, fill, segments, chunk_switches))[:, label]
 
-    targets = jax.lax.map(probabilities, switches.reshape(-1, config.chunk, config.max_segments)).reshape(-1)
+    targets = jax.lax.map(probabilities, switches.reshape(-1, settings.chunk, settings.max_segments)).reshape(-1)
     return switches, targets
 
 
-def network_inputs(config: DaxConfig, x, segments):
+def network_inputs(settings: DaxSettings, x, segments):
     """The input as the networks see it: ``(x, perturbation fill, segments)`` at their side and scale, and the
     fill the student sees where the mask removes (0 in the reference)."""
-    side = config.geometry(x.shape[:2])[0]
-    small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * config.input_scale
-    fill_small = small(segment_means(x, segments, config.max_segments))
-    student_fill = fill_small if config.masked_fill == "segment_mean" else 0.0
+    side = settings.geometry(x.shape[:2])[0]
+    small = lambda a: jax.image.resize(a, (side, side, a.shape[-1]), "linear") * settings.input_scale
+    fill_small = small(segment_means(x, segments, settings.max_segments))
+    student_fill = fill_small if settings.masked_fill == "segment_mean" else 0.0
     return small(x), fill_small, jax.image.resize(segments, (side, side), "nearest"), student_fill
 
 
-def train_networks(config: DaxConfig, x, segments, switches, targets, key):
+def train_networks(settings: DaxSettings, x, segments, switches, targets, key, *, trace: bool = False):
     """Trains the mask and student networks on one input's samples.
 
-    Returns the final ``(params, batch_stats)`` and the ``averaged_epochs`` recorded masks ``[E, r, r]``
-    (the first before any step, then one after each epoch)."""
-    mask_net, student, optimiser = config.mask_net, config.student, config.optimiser
-    edge = config.geometry(x.shape[:2])[1]
-    x_small, fill_small, segments_small, student_fill = network_inputs(config, x, segments)
-    augment = config.colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left alone
+    Returns the final ``(params, batch_stats)``, the ``averaged_epochs`` recorded masks ``[E, r, r]`` (the first
+    before any step, then one after each epoch) and, with ``trace``, ``{name: [E - 1, ...]}`` per epoch: the mean
+    loss and its two terms, and how far the mask network's parameters have moved from their start."""
+    s = settings
+    mask_net, student, optimiser = s.mask_net, s.student, s.optimiser
+    edge = s.geometry(x.shape[:2])[1]
+    x_small, fill_small, segments_small, student_fill = network_inputs(s, x, segments)
+    augment = s.colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left alone
     # what the recorded masks see: the reference records the intact input as its first batch shows it
-    recorded_view = hsv_scaled(x_small[None] / config.input_scale)[0] * config.input_scale if augment else x_small
-    present = jnp.zeros(config.max_segments, bool).at[segments].set(True)
+    recorded_view = hsv_scaled(x_small[None] / s.input_scale)[0] * s.input_scale if augment else x_small
+    present = jnp.zeros(s.max_segments, bool).at[segments].set(True)
     weights = locality_weights(switches, present)
     init_key, dropout_key = jax.random.split(key)
     colour_key = jax.random.fold_in(init_key, 1)
     variables = init_networks(init_key, mask_net, student, x_small[None])
     params = {"mask": variables["mask"], "student": variables["student"]["params"]}
-    steps, count = config.steps_per_epoch, config.steps_per_epoch * config.batch_size
-    batches = lambda a: a[:count].reshape(steps, config.batch_size, *a.shape[1:])
+    start = params["mask"]
+    full, rest = divmod(s.train_count, s.batch_size)
+    steps = full + (rest > 0)  # the reference's DataLoader keeps the last, shorter batch
+    batches = lambda a: a[:full * s.batch_size].reshape(full, s.batch_size, *a.shape[1:])
+    last = lambda a: a[full * s.batch_size:s.train_count]
     data = (batches(switches), batches(targets), batches(weights))
 
     def step(carry, batch):
@@ -356,76 +344,75 @@ def train_networks(config: DaxConfig, x, segments, switches, targets, key):
         batch_switches, batch_targets, batch_weights = batch
         inputs = perturb(x_small, fill_small, segments_small, batch_switches)
         if augment:
-            inputs = colour_augmented(inputs, index % steps, jax.random.fold_in(colour_key, index), config.input_scale)
-        grad_fn = jax.grad(dax_loss, has_aux=True)
-        grads, batch_stats = grad_fn(params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
-                                     jax.random.fold_in(dropout_key, index), config.complement, student_fill,
-                                     config.mask_area, config.hard_mask)
+            inputs = colour_augmented(inputs, index % steps, jax.random.fold_in(colour_key, index), s.input_scale)
+        grad_fn = jax.value_and_grad(dax_loss, has_aux=True)
+        (loss, (batch_stats, terms)), grads = grad_fn(
+            params, batch_stats, mask_net, student, inputs, batch_targets, batch_weights,
+            jax.random.fold_in(dropout_key, index), s.complement, student_fill, s.mask_area, s.hard_mask)
         updates, opt_state = optimiser.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), None
+        return (optax.apply_updates(params, updates), batch_stats, opt_state, index + 1), (loss, *terms)
 
     def epoch(carry, _):
-        carry, _ = jax.lax.scan(step, carry, data)
-        return carry, recorded_map(mask_net, carry[0]["mask"], recorded_view, config.pool, edge)
+        carry, losses = jax.lax.scan(step, carry, data)
+        if rest:
+            carry, tail = step(carry, (last(switches), last(targets), last(weights)))
+            losses = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), losses, tail)
+        mask = recorded_map(mask_net, carry[0]["mask"], recorded_view, s.pool, edge)
+        moved = jnp.sqrt(sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(carry[0]["mask"]),
+                                                                    jax.tree_util.tree_leaves(start))))
+        return carry, (mask, {"loss": losses[0].mean(), "kept_error": losses[1].mean(),
+                              "removed_error": losses[2].mean(), "mask_moved": moved})
 
-    first = recorded_map(mask_net, params["mask"], recorded_view, config.pool, edge)
+    first = recorded_map(mask_net, params["mask"], recorded_view, s.pool, edge)
     carry = (params, variables["student"]["batch_stats"], optimiser.init(params), 0)
-    (params, batch_stats, _, _), later = jax.lax.scan(epoch, carry, None, length=config.averaged_epochs - 1)
-    return (params, batch_stats), jnp.concatenate([first[None], later])
+    (params, batch_stats, _, _), (later, history) = jax.lax.scan(epoch, carry, None, length=s.averaged_epochs - 1)
+    masks = jnp.concatenate([first[None], later])
+    return ((params, batch_stats), masks, history) if trace else ((params, batch_stats), masks)
 
 
-def dax_map(config: DaxConfig, x, segments, switches, targets, key) -> jax.Array:
+def dax_map(settings: DaxSettings, x, segments, switches, targets, key) -> jax.Array:
     """The map ``[H, W]`` of one input: the min-max normalised mean of its recorded masks, resized to the input."""
-    _, masks = train_networks(config, x, segments, switches, targets, key)
-    mean = minmax(masks.sum(0) / config.averaged_epochs)
+    _, masks = train_networks(settings, x, segments, switches, targets, key)
+    mean = minmax(masks.sum(0) / settings.averaged_epochs)
     return jax.image.resize(mean, x.shape[:2], method="bilinear")
 
 
-def dax(
-    num_samples: int = 3000,
-    segmentation: str = "auto",
-    max_segments: int = 256,
-    n_segments: int = 50,
-    patch: int = 8,
-    resolution: int | None = None,
-    input_scale: float = 255.0,
-    mask_features: int = 32,
-    mask_kernel: int = 7,
-    pool: int = 8,
-    hidden: int = 512,
-    dropout: float = 0.1,
-    batch_size: int = 16,
-    learning_rate: float = 1e-3,
-    averaged_epochs: int = 6,
-    border: int | None = None,
-    chunk: int = 100,
-    images_per_step: int = 1,
-    complement: str = "joint",
-    masked_fill: str = "zero",
-    mask_area: float = 0.0,
-    hard_mask: bool = False,
-    colour_augmentation: bool = False,
-) -> Explainer:
+def build(settings: DaxSettings) -> Explainer:
     """DAX with ``num_samples`` segment perturbations and a mask+student pair trained per input."""
-    config = DaxConfig(**locals())  # every argument is a setting
+    s = settings
 
     def prepare(images):
         """Superpixels on the host (grids need none: they are computed in the compiled program)."""
-        method = segmentation_for(segmentation, *images.shape[1:])
-        return {} if method == "grid" else {"segments": host_superpixels(images, method, max_segments, n_segments)}
+        method = segmentation_for(s.segmentation, *images.shape[1:])
+        return {} if method == "grid" else {"segments": host_superpixels(images, method, s.max_segments, s.n_segments)}
 
     def explain(state, params, images, labels, *, key, segments=None):
         keys = per_example_keys(key, images.shape[0])
         query_keys, train_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-        segments = segments_of(config, images) if segments is None else segments
-        query = lambda *example: query_teacher(config, state.model, params, *example)
+        segments = segments_of(s, images) if segments is None else segments
+        query = lambda *example: query_teacher(s, state.model, params, *example)
         switches, targets = map_images(query, images, labels, segments, query_keys)
-        trained = lambda example: dax_map(config, *example)
-        return jax.lax.map(trained, (images, segments, switches, targets, train_keys), batch_size=images_per_step)
+        trained = lambda example: dax_map(s, *example)
+        return jax.lax.map(trained, (images, segments, switches, targets, train_keys), batch_size=s.images_per_step)
 
-    def resolved(state, input_shape):
-        del state
-        side, edge = config.geometry(input_shape[:2])
-        return {"segmentation": segmentation_for(segmentation, *input_shape), "resolution": side, "border": edge}
+    return stateless(settings, explain, prepare=prepare)
 
-    return stateless("dax", explain, prepare=prepare, resolved=resolved)
+
+REFERENCE = DaxSettings(segmentation="quickshift", init="torch", holdout=0.1, colour_augmentation=True)
+_REFERENCE_SOURCE = ("the authors' code, iiscleap/DAX lime/lime_image.py and lime/student_ntw_learn.py: quickshift "
+                     "(4, 200, 0.2), 3000 perturbations with each segment's mean grey, train_test_split(test_size=0.1, "
+                     "shuffle=False), batches of 16 in order (the last of 12), SGD 1e-3 Nesterov 0.9, PyTorch's "
+                     "initialisation, HSV colour augmentation, masks of epochs 0-5 averaged, 7-px border zeroed")
+
+METHOD = Method("dax", build, {
+    "default": Preset(DaxSettings(), "jaxplain's tuned default; differences from the authors' code: docs/methods/dax.md"),
+    "paper": Preset(REFERENCE, "Bhattacharya et al. (seed 003) states the framework (mask network, student, the "
+                               "joint loss on weighted local perturbations, fewer than 10 epochs) and no values: "
+                               "every value is the authors' code's, as in dax:reference",
+                    open={name: "not stated in the paper; the authors' code's" for name in
+                          ("num_samples", "segmentation", "resolution", "batch_size", "learning_rate", "holdout",
+                           "averaged_epochs", "border", "init", "colour_augmentation")}),
+    "reference": Preset(REFERENCE, _REFERENCE_SOURCE,
+                        differs=("the authors' teacher query divides each batch of 128 perturbed images by its largest "
+                                 "value; jaxplain's images are already in [0, 1]",)),
+}, "DAX: a mask network and a student trained per input on local perturbations (black-box, gradient-free)")

@@ -10,11 +10,15 @@ optimisation proceeds). The saliency is the sum of the masks over areas, as in T
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, select, stateless
+from jaxplain.explainers.base import Explainer, each_image, select, stateless
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.imageops import blend, gaussian_blur
 
 
@@ -30,15 +34,33 @@ def area_reference(pixels: int, area: float) -> jax.Array:
     return (jnp.arange(pixels) >= jnp.round(pixels * (1.0 - area))).astype(jnp.float32)
 
 
-def extremal(areas: tuple[float, ...] = (0.05, 0.1, 0.2), iterations: int = 300, learning_rate: float = 0.05,
-             stride: int | None = None, smoothing: float | None = None, blur_sigma: float | None = None,
-             area_weight: float = 300.0) -> Explainer:
-    """Extremal perturbation ("preserve" variant) for the given ``areas``.
+@dataclasses.dataclass(frozen=True)
+class ExtremalSettings(Settings):
+    method = "extremal"
+    areas: tuple[float, ...] = setting((0.05, 0.1, 0.2), "areas of the masks whose sum is the map", above=0.0,
+                                       below=1.0)
+    iterations: int = setting(300, "Adam steps per area", count=True)
+    learning_rate: float = setting(0.05, "Adam's step size", above=0.0)
+    stride: int | None = setting(None, "mask cell size in px (None: 1/16 of the side, 14 px at 224)", count=True)
+    smoothing: float | None = setting(None, "mask smoothing sigma in px (None: side / 28, 8 px at 224)", above=0.0)
+    blur_sigma: float | None = setting(None, "background blur sigma in px (None: side / 22.4, 10 px at 224)",
+                                       above=0.0)
+    area_weight: float = setting(300.0, "final weight of the area constraint (it grows from 1)", above=0.0)
 
-    ``stride`` (mask cell size), ``smoothing`` and ``blur_sigma`` default to fractions of the image
-    side: 14, 8 and 10 px at 224 px.
-    """
-    areas = tuple(float(a) for a in areas)
+    def check(self):
+        if not self.areas:
+            raise ValueError("areas is empty; give at least one area in (0, 1)")
+
+    def resolve(self, context):
+        side = context.input_shape[0]
+        return self.replace(stride=self.stride or max(1, side // 16), smoothing=self.smoothing or side / 28,
+                            blur_sigma=self.blur_sigma or side / 22.4)
+
+
+def build(settings: ExtremalSettings) -> Explainer:
+    """Extremal perturbation ("preserve" variant) for the given ``areas``."""
+    areas, iterations, learning_rate = settings.areas, settings.iterations, settings.learning_rate
+    stride, smoothing, blur_sigma, area_weight = settings.stride, settings.smoothing, settings.blur_sigma, settings.area_weight
 
     def explain_area(state, params, image, blurred, label, area):
         height, width = image.shape[:2]
@@ -64,7 +86,7 @@ def extremal(areas: tuple[float, ...] = (0.05, 0.1, 0.2), iterations: int = 300,
         (grid, _), _ = jax.lax.scan(step, (grid, optimiser.init(grid)), jnp.arange(iterations))
         return smooth_mask(grid, height, width, sigma)
 
-    def explain_one(state, params, image, label):
+    def explain_one(state, params, image, label, _):
         sigma = blur_sigma or image.shape[0] / 22.4
         blurred = gaussian_blur(image, int(2 * round(2 * sigma) + 1), sigma, fill=state.model.zero_pixel)
         per_area = jax.vmap(explain_area, in_axes=(None, None, None, None, None, 0))
@@ -72,6 +94,10 @@ def extremal(areas: tuple[float, ...] = (0.05, 0.1, 0.2), iterations: int = 300,
 
     def explain(state, params, images, labels, *, key=None):
         del key
-        return jax.vmap(explain_one, in_axes=(None, None, 0, 0))(state, params, images, labels)
+        return each_image(lambda *example: explain_one(state, params, *example), images, labels, sequential=False)
 
-    return stateless("extremal", explain)
+    return stateless(settings, explain)
+
+
+METHOD = Method("extremal", build, {"default": Preset(ExtremalSettings(), "Fong, Patrick & Vedaldi 2019 (TorchRay's demo)")},
+                "extremal perturbation: smooth masks of fixed areas that keep the class (gradient)")

@@ -1,59 +1,78 @@
 """Guided feature inversion (Du, Liu, Song & Hu; seed 002).
 
 The saliency map is a mask built from the teacher's own intermediate features:
-``m = normalise(up(r(sum_k w_k A_k)))`` with ``A = f^l(x)`` the feature ``layer`` of the image (fixed),
-one weight ``w_k`` per channel, bilinear upsampling to the input, and ``normalise`` the reference code's
-``(m - min) / max`` (``mask_normalisation="over_max"``; ``"min_max"`` divides by ``max - min``). A masked input
-keeps the image where ``m`` is high and shows a background ``p`` elsewhere: ``x * m + p * (1 - m)``, with
-``p`` a Gaussian blur of the image (``background="blur"``, sigma ``blur_sigma`` = 11 px at 224 px,
-the reference's radius) or uniform noise (``"noise"``, the paper's wording).
+``m = normalise(up(r(sum_k w_k A_k)))`` with ``A = f^l1(x)`` the feature ``layer`` of the image (fixed), one
+weight ``w_k`` per channel, upsampling to the input (bilinear; the reference code's ``UpsamplingBilinear2d``
+aligns corners) and ``normalise`` the reference code's ``(m - min) / max`` (or min-max). A masked input keeps
+the image where ``m`` is high and shows a background ``p`` elsewhere, ``x * m + p * (1 - m)``: a Gaussian blur of
+the image (the reference code) or uniform noise (the paper's wording).
 
-The weights are fitted per image with Adam in two stages, as in the reference code:
+The weights are fitted per image with Adam in two stages:
 
-1. **Inversion** (the first ``inversion_steps`` steps): the masked input must keep the feature, a
-   relative perceptual loss ``||f^l(x m + p (1-m)) - f^l(x)||^2 / ||f^l(x)||^2 + inversion_penalty
-   ||w||^2``, so the mask first covers everything the layer encodes.
+1. **Inversion** (the first ``inversion_steps`` steps): the masked input must keep the feature
+   ``inversion_layer`` (``f^l``), ``||f^l(x m + p (1-m)) - f^l(x)||^2`` (divided by ``||f^l(x)||^2`` in the
+   reference code) plus ``inversion_penalty`` times a norm of ``w``, so the mask first covers everything the
+   layer encodes.
 2. **Class discrimination** (the rest): ``-s_c(x m + p (1-m)) + suppress_weight s_c(x (1-m) + p m)
-   + target_penalty ||w||^2``: keep the class on the kept region, lose it on the removed one. The class
-   score ``s_c`` is the softmax probability in the reference (``class_score="probability"``). When the
-   teacher gives the class little probability on the whole image (in a 2 x 2 grid of four objects, under
-   0.01 for most cells), that term's gradient is thousands of times smaller than the penalty's: the stage
-   only shrinks the weights, and the map stays the inversion stage's (which marks every object the layer
-   encodes) or collapses to a constant. The default, ``class_score="log_probability"``, scores ``log p_c``,
-   whose gradient does not shrink with ``p_c``; it was chosen on development grids (results/README.md).
+   + target_penalty`` times the norm of ``w``: keep the class on the kept region, lose it on the removed one.
 
-Weights start at ``initial_weight``. The reference clamps them at zero after each step and uses the sum as it is
-(``channel_weights="non_negative"``, ``r`` the identity). Such a mask cannot drop a region that fires a channel the
-class also needs elsewhere: a look-alike in another object, or counter-evidence. ``"signed"`` leaves the weights
-free, but then a subtracted channel makes a deep minimum in a few places and the normalisation lifts everything
-else (worse on the development grids). The default, ``"rectified"``, leaves them free and passes the sum through a
-leaky ReLU ``r`` (slope 0.01), as Grad-CAM rectifies its signed sum: a subtracted channel cuts the mask to a floor
-of zero where it wins, and the small slope keeps a gradient when the sum is negative everywhere (a plain ReLU then
-returns a dead, constant mask). Chosen on the development grids (grid pointing game +0.14 over the non-negative
-weights, n = 64; results/README.md). The reference's normalisation over the maximum keeps a positive floor visible
-to the optimiser as a lower peak; it was level with min-max normalisation there, so the reference's stays. The
-learning rate is halved every ``decay_every`` steps. Both penalties are squared L2 norms as in the reference code
-(``penalty_norm=2``); the paper writes L1 norms (``penalty_norm=1``), which drive the weights of channels the
-class does not need to exactly zero instead of merely shrinking them (worse on the development grids). Every other
-default is the reference's; ``channel_weights="non_negative", class_score="probability"`` is the reference's method.
-One image is written and ``vmap``ped over the batch (each step is one or two teacher forward+backward passes per
-image, so memory is set by the batch size), and the steps run in two ``lax.scan`` loops.
+``r`` is the identity with the reference's weights clamped at zero after each step; the tuned default frees
+their sign and rectifies the sum (``channel_weights``). What each setting does and how each default differs
+from the paper, with its measured effect, is in ``docs/methods/gfi.md``. One image is written and ``vmap``ped
+over the batch (each step is one or two teacher forward and backward passes per image, so memory follows the
+batch size); the steps run in two ``lax.scan`` loops.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, per_example_keys, require_choice, require_feature, stateless
-from jaxplain.imageops import blend, gaussian_blur, minmax
+from jaxplain.explainers.base import Explainer, each_image, require_feature, stateless
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
+from jaxplain.imageops import blend, gaussian_blur, minmax, resize_align_corners
 
-BACKGROUNDS = ("blur", "noise")
-CLASS_SCORES = ("probability", "log_probability")
-CHANNEL_WEIGHTS = ("non_negative", "signed", "rectified")
-PENALTY_NORMS = (1, 2)
-MASK_NORMALISATIONS = ("over_max", "min_max")
+
+@dataclasses.dataclass(frozen=True)
+class GfiSettings(Settings):
+    method = "gfi"
+    layer: str = setting("head", "l1: the feature whose channels the mask sums")
+    inversion_layer: str | None = setting(None, "l: the feature the inversion stage keeps (None: layer)")
+    steps: int = setting(80, "Adam steps in all", count=True)
+    inversion_steps: int = setting(11, "of which the first ones invert the feature", at_least=0)
+    learning_rate: float = setting(1e-2, "Adam's step size, halved every decay_every steps", above=0.0)
+    decay_every: int = setting(10, "steps between halvings of the learning rate", count=True)
+    initial_weight: float = setting(0.1, "every channel weight's start", above=0.0)
+    inversion_penalty: float = setting(5.0, "gamma: weight of the norm of w in the inversion stage", at_least=0.0)
+    target_penalty: float = setting(2.0, "delta: weight of the norm of w in the class stage", at_least=0.0)
+    suppress_weight: float = setting(1.0, "lambda: weight of the class score on the removed region", at_least=0.0)
+    background: str = setting("blur", "what the mask removes shows: a Gaussian blur or uniform noise",
+                              choices=("blur", "noise"))
+    blur_sigma: float | None = setting(None, "blur sigma in px (None: the reference's 11 px at 224 px)", above=0.0)
+    class_score: str = setting("log_probability", "s_c: the class score the second stage moves",
+                               choices=("probability", "log_probability", "logit"))
+    channel_weights: str = setting("rectified", "non_negative (clamped at 0), signed, or rectified (signed, the sum "
+                                                "through a leaky ReLU)", choices=("non_negative", "signed", "rectified"))
+    penalty_norm: int = setting(2, "the norm of w in both penalties: 1 (L1) or 2 (squared L2)", choices=(1, 2))
+    inversion_loss: str = setting("relative", "squared feature distance, divided by the feature's own (relative) "
+                                              "or not (squared)", choices=("relative", "squared"))
+    mask_normalisation: str = setting("over_max", "(m - min) / max, or (m - min) / (max - min)",
+                                      choices=("over_max", "min_max"))
+    mask_upsampling: str = setting("half_pixel", "bilinear upsampling of the mask: half-pixel centres or aligned "
+                                                 "corners", choices=("half_pixel", "align_corners"))
+
+    def check(self):
+        if self.inversion_steps > self.steps:
+            raise ValueError(f"inversion_steps ({self.inversion_steps}) must not exceed steps ({self.steps})")
+
+    def resolve(self, context):
+        side = context.input_shape[0]
+        return self.replace(inversion_layer=self.inversion_layer or self.layer,
+                            blur_sigma=self.blur_sigma or 11.0 * side / 224)
 
 
 def normalise_mask(mask: jax.Array, normalisation: str = "over_max") -> jax.Array:
@@ -72,12 +91,16 @@ def normalise_mask(mask: jax.Array, normalisation: str = "over_max") -> jax.Arra
 
 
 def channel_mask(weights: jax.Array, activation: jax.Array, size: tuple[int, int],
-                 normalisation: str = "over_max", rectify: bool = False) -> jax.Array:
+                 normalisation: str = "over_max", rectify: bool = False, upsampling: str = "half_pixel") -> jax.Array:
     """``normalise(up(sum_k w_k A_k))``: a ``[H, W]`` mask in [0, 1] from a feature ``[h, w, K]`` and weights ``[K]``."""
     low_res = jnp.einsum("hwk,k->hw", activation, weights)
     if rectify:
         low_res = jax.nn.leaky_relu(low_res)
-    return normalise_mask(jax.image.resize(low_res, size, method="bilinear"), normalisation)
+    if upsampling == "align_corners":
+        upsampled = resize_align_corners(low_res, size)
+    else:
+        upsampled = jax.image.resize(low_res, size, method="bilinear")
+    return normalise_mask(upsampled, normalisation)
 
 
 def relative_feature_loss(feature: jax.Array, reference: jax.Array) -> jax.Array:
@@ -85,62 +108,42 @@ def relative_feature_loss(feature: jax.Array, reference: jax.Array) -> jax.Array
     return jnp.sum((feature - reference) ** 2) / jnp.maximum(jnp.sum(reference ** 2), 1e-12)
 
 
-def gfi(
-    layer: str = "head",
-    steps: int = 80,
-    inversion_steps: int = 11,
-    learning_rate: float = 1e-2,
-    decay_every: int = 10,
-    initial_weight: float = 0.1,
-    inversion_penalty: float = 5.0,
-    target_penalty: float = 2.0,
-    suppress_weight: float = 1.0,
-    background: str = "blur",
-    blur_sigma: float | None = None,
-    class_score: str = "log_probability",
-    channel_weights: str = "rectified",
-    penalty_norm: int = 2,
-    mask_normalisation: str = "over_max",
-) -> Explainer:
-    """Guided feature inversion on feature ``layer``: ``steps`` Adam steps, the first ``inversion_steps`` inverting."""
-    require_choice("background", background, BACKGROUNDS)
-    require_choice("channel_weights", channel_weights, CHANNEL_WEIGHTS)
-    require_choice("class_score", class_score, CLASS_SCORES)
-    require_choice("penalty_norm", penalty_norm, PENALTY_NORMS)
-    require_choice("mask_normalisation", mask_normalisation, MASK_NORMALISATIONS)
-    signed = channel_weights != "non_negative"
-    rectify = channel_weights == "rectified"
-    if not 0 <= inversion_steps <= steps:
-        raise ValueError(f"inversion_steps must lie in 0..steps ({steps}); got {inversion_steps}")
-    schedule = optax.exponential_decay(learning_rate, transition_steps=decay_every, decay_rate=0.5, staircase=True)
+def build(settings: GfiSettings) -> Explainer:
+    """Guided feature inversion with ``settings``."""
+    s = settings
+    signed = s.channel_weights != "non_negative"
+    rectify = s.channel_weights == "rectified"
+    schedule = optax.exponential_decay(s.learning_rate, transition_steps=s.decay_every, decay_rate=0.5, staircase=True)
     optimiser = optax.adam(schedule)
-    norm = (lambda w: jnp.sum(jnp.abs(w))) if penalty_norm == 1 else (lambda w: jnp.sum(w ** 2))
+    norm = (lambda w: jnp.sum(jnp.abs(w))) if s.penalty_norm == 1 else (lambda w: jnp.sum(w ** 2))
+    inversion_layer = s.inversion_layer or s.layer
+    scores_of = {"probability": lambda m, p, x: m.probabilities(p, x), "logit": lambda m, p, x: m.logits(p, x),
+                 "log_probability": lambda m, p, x: m.log_probabilities(p, x)}[s.class_score]
 
-    def explain_one(state, params, image, label, activation, key):
+    def explain_one(state, params, image, label, key, activation, target_feature):
         height, width = image.shape[:2]
         activation = jax.lax.stop_gradient(activation)
-        if background == "blur":
-            sigma = blur_sigma or 11.0 * height / 224
+        if s.background == "blur":
+            sigma = s.blur_sigma or 11.0 * height / 224
             substrate = gaussian_blur(image, 2 * int(3 * sigma) + 1, sigma, fill=state.model.zero_pixel)
         else:
             substrate = jax.random.uniform(key, image.shape)
-
-        def features_of(masked):
-            return state.model.apply_fn(params, masked[None])[1][layer][0]
+        mask_of = lambda w: channel_mask(w, activation, (height, width), s.mask_normalisation, rectify,
+                                         s.mask_upsampling)
 
         def inversion_loss(weights):
-            mask = channel_mask(weights, activation, (height, width), mask_normalisation, rectify)
-            kept = blend(image, substrate, mask)
-            return relative_feature_loss(features_of(kept), activation) + inversion_penalty * norm(weights)
+            kept = blend(image, substrate, mask_of(weights))
+            feature = state.model.apply_fn(params, kept[None])[1][inversion_layer][0]
+            distance = jnp.sum((feature - target_feature) ** 2)
+            if s.inversion_loss == "relative":
+                distance = relative_feature_loss(feature, target_feature)
+            return distance + s.inversion_penalty * norm(weights)
 
         def target_loss(weights):
-            mask = channel_mask(weights, activation, (height, width), mask_normalisation, rectify)
+            mask = mask_of(weights)
             pair = jnp.stack([blend(image, substrate, mask), blend(substrate, image, mask)])  # kept, removed
-            if class_score == "probability":
-                scores = state.model.probabilities(params, pair)[:, label]
-            else:
-                scores = state.model.log_probabilities(params, pair)[:, label]
-            return -scores[0] + suppress_weight * scores[1] + target_penalty * norm(weights)
+            scores = scores_of(state.model, params, pair)[:, label]
+            return -scores[0] + s.suppress_weight * scores[1] + s.target_penalty * norm(weights)
 
         def run(loss, carry, count):
             def step(carry, _):
@@ -151,16 +154,43 @@ def gfi(
 
             return jax.lax.scan(step, carry, None, length=count)[0]
 
-        weights = jnp.full((activation.shape[-1],), initial_weight, jnp.float32)
-        carry = run(inversion_loss, (weights, optimiser.init(weights)), inversion_steps)
-        weights, _ = run(target_loss, carry, steps - inversion_steps)
-        return channel_mask(weights, activation, (height, width), mask_normalisation, rectify)
+        weights = jnp.full((activation.shape[-1],), s.initial_weight, jnp.float32)
+        carry = run(inversion_loss, (weights, optimiser.init(weights)), s.inversion_steps)
+        weights, _ = run(target_loss, carry, s.steps - s.inversion_steps)
+        return mask_of(weights)
 
     def explain(state, params, images, labels, *, key):
         features = state.model.apply_fn(params, images)[1]
-        activations = require_feature(features, layer)
-        keys = per_example_keys(key, images.shape[0])
+        activations = require_feature(features, s.layer)
+        targets = jax.lax.stop_gradient(require_feature(features, inversion_layer))
         one = lambda *example: explain_one(state, params, *example)
-        return jax.vmap(one)(images, labels, activations, keys)
+        return each_image(one, images, labels, key, activations, targets, sequential=False)
 
-    return stateless("gfi", explain)
+    return stateless(settings, explain)
+
+
+REFERENCE = GfiSettings(class_score="probability", channel_weights="non_negative", mask_upsampling="align_corners")
+
+METHOD = Method("gfi", build, {
+    "default": Preset(GfiSettings(), "jaxplain's tuned default; differences from the paper: docs/methods/gfi.md"),
+    "paper": Preset(
+        GfiSettings(background="noise", penalty_norm=1, inversion_loss="squared", class_score="probability",
+                    channel_weights="non_negative", mask_upsampling="align_corners"),
+        "Du et al., KDD 2018 (seed 002): eq. (1) noise background p, eq. (2) ||f^l(x~) - f^l(x)||^2 + gamma "
+        "||w||_1, eq. (3) -f_c + lambda f_c(background) + delta ||w||_1, eq. (4) m = sum_i w_i f_i^l1",
+        open={"layer": "l and l1 are not named for this teacher; the last convolution's output ('head'), the "
+                       "analogue of VGG-19 pool5 that the authors' README names for both",
+              "steps": "not stated; the authors' code's 80", "inversion_steps": "not stated; the authors' code's 11",
+              "learning_rate": "not stated; the authors' code's Adam 1e-2", "decay_every": "the authors' code's 10",
+              "initial_weight": "the authors' code's 0.1", "inversion_penalty": "gamma not stated; the code's 5",
+              "target_penalty": "delta not stated; the code's 2", "suppress_weight": "lambda not stated; the code's 1",
+              "class_score": "f_c^L is 'the target neuron in the output layer'; the code's softmax probability",
+              "channel_weights": "eq. (4) leaves the sign open; the code clamps at 0",
+              "mask_normalisation": "not stated; the code's (m - min) / max",
+              "mask_upsampling": "not stated; the code's UpsamplingBilinear2d (aligned corners)"}),
+    "reference": Preset(REFERENCE, "the authors' code, mndu/guided-feature-inversion main.py: Adam 1e-2 halved every "
+                                   "10 steps, 80 steps, 11 inversion steps, weights from 0.1 clamped at 0, relative "
+                                   "perceptual loss + 5 ||w||^2, then -p_c + p_c(removed) + 2 ||w||^2, blur radius 11",
+                        differs=("the authors blur the full-size photo (PIL radius 11) before resizing to 224 px; "
+                                 "jaxplain blurs the 224-px crop with sigma 11 px",)),
+}, "guided feature inversion: a mask of the teacher's own channels, fitted per image (white-box)")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
 from jaxplain.explainers.base import Explainer, require_feature, resize_maps, select, stateless
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
+
+
+@dataclasses.dataclass(frozen=True)
+class GradcamSettings(Settings):
+    method = "gradcam"
+    layer: str = setting("head", "the feature whose channels are weighted (the last convolution's)")
 
 
 def feature_gradients(state, params, images, labels, layer: str):
@@ -26,14 +36,18 @@ def feature_gradients(state, params, images, labels, layer: str):
     return activations, grads
 
 
-def gradcam(layer: str = "head") -> Explainer:
+def build(settings: GradcamSettings) -> Explainer:
     """Grad-CAM at feature ``layer``: ``ReLU(sum_k mean_ij(dY_c/dA_k) A_k)``, bilinearly upsampled."""
 
     def explain(state, params, images, labels, *, key=None):
         del key
-        activations, grads = feature_gradients(state, params, images, labels, layer)
+        activations, grads = feature_gradients(state, params, images, labels, settings.layer)
         weights = jnp.mean(grads, axis=(1, 2))
         cam = jax.nn.relu(jnp.einsum("bhwc,bc->bhw", activations, weights))
         return resize_maps(cam, images.shape[1:3])
 
-    return stateless("gradcam", explain, needs_taps=True)
+    return stateless(settings, explain, needs_taps=True)
+
+
+METHOD = Method("gradcam", build, {"default": Preset(GradcamSettings(), "Selvaraju et al. 2017")},
+                "Grad-CAM: feature channels weighted by their averaged class gradients (white-box)")

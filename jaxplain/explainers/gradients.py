@@ -3,10 +3,34 @@ et al., 2017) and SmoothGrad (Smilkov et al., 2017). All differentiate the class
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
 from jaxplain.explainers.base import Explainer, per_example_keys, select, stateless
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientSettings(Settings):
+    method = "gradient"
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegratedGradientsSettings(Settings):
+    method = "integrated_gradients"
+    steps: int = setting(50, "intervals of the trapezoid rule (teacher backward passes: steps + 1)", count=True)
+    baseline: str = setting("black", "the path's start: black, or the model's mean colour", choices=("black", "mean"))
+    reduce: str = setting("sum", "how channels are combined: sum, or sum of absolute values", choices=("sum", "abs"))
+
+
+@dataclasses.dataclass(frozen=True)
+class SmoothgradSettings(Settings):
+    method = "smoothgrad"
+    samples: int = setting(50, "noisy copies averaged", count=True)
+    noise: float = setting(0.15, "noise standard deviation as a fraction of the [0, 1] range", at_least=0.0)
 
 
 def input_gradients(state, params, images, labels):
@@ -22,14 +46,14 @@ def _channel_max_abs(attribution):
     return jnp.max(jnp.abs(attribution), axis=-1)
 
 
-def gradient() -> Explainer:
+def build_gradient(settings: GradientSettings) -> Explainer:
     """Plain gradient: max over channels of |d logit_c / d x| (Simonyan et al.)."""
 
     def explain(state, params, images, labels, *, key=None):
         del key
         return _channel_max_abs(input_gradients(state, params, images, labels))
 
-    return stateless("gradient", explain)
+    return stateless(settings, explain)
 
 
 def integrated_gradients_attribution(state, params, images, labels, baseline, steps: int):
@@ -46,12 +70,9 @@ def integrated_gradients_attribution(state, params, images, labels, baseline, st
     return (images - baseline) * mean_grads
 
 
-def integrated_gradients(steps: int = 50, baseline: str = "black", reduce: str = "sum") -> Explainer:
+def build_integrated_gradients(settings: IntegratedGradientsSettings) -> Explainer:
     """Integrated gradients from a ``black`` or ``mean``-colour baseline; channels summed (``sum``) or ``abs``-summed."""
-    if baseline not in ("black", "mean"):
-        raise ValueError(f"baseline must be 'black' or 'mean', not {baseline!r}")
-    if reduce not in ("sum", "abs"):
-        raise ValueError(f"reduce must be 'sum' or 'abs', not {reduce!r}")
+    steps, baseline, reduce = settings.steps, settings.baseline, settings.reduce
 
     def explain(state, params, images, labels, *, key=None):
         del key
@@ -60,11 +81,12 @@ def integrated_gradients(steps: int = 50, baseline: str = "black", reduce: str =
         attribution = integrated_gradients_attribution(state, params, images, labels, start, steps)
         return attribution.sum(-1) if reduce == "sum" else jnp.abs(attribution).sum(-1)
 
-    return stateless("integrated_gradients", explain)
+    return stateless(settings, explain)
 
 
-def smoothgrad(samples: int = 50, noise: float = 0.15) -> Explainer:
+def build_smoothgrad(settings: SmoothgradSettings) -> Explainer:
     """SmoothGrad: gradients averaged over ``samples`` copies with Gaussian noise (``noise`` x the [0, 1] range)."""
+    samples, noise = settings.samples, settings.noise
 
     def explain(state, params, images, labels, *, key):
         keys = per_example_keys(key, images.shape[0])
@@ -77,4 +99,13 @@ def smoothgrad(samples: int = 50, noise: float = 0.15) -> Explainer:
         total, _ = jax.lax.scan(accumulate, jnp.zeros_like(images), jnp.arange(samples))
         return _channel_max_abs(total / samples)
 
-    return stateless("smoothgrad", explain)
+    return stateless(settings, explain)
+
+
+GRADIENT = Method("gradient", build_gradient, {"default": Preset(GradientSettings(), "Simonyan et al. 2014")},
+                  "plain gradient: |d logit / d pixel|, largest over channels (gradient)")
+INTEGRATED_GRADIENTS = Method("integrated_gradients", build_integrated_gradients, {
+    "default": Preset(IntegratedGradientsSettings(), "Sundararajan et al. 2017, as captum's IntegratedGradients")},
+    "integrated gradients from a black or mean-colour baseline (gradient)")
+SMOOTHGRAD = Method("smoothgrad", build_smoothgrad, {"default": Preset(SmoothgradSettings(), "Smilkov et al. 2017")},
+                    "SmoothGrad: gradients averaged over noisy copies (gradient)")

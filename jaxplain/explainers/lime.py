@@ -12,13 +12,16 @@ runs on the accelerator, chunked over samples.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxplain.explainers.base import Explainer, map_images, per_example_keys, stateless
+from jaxplain.explainers.base import Explainer, each_image, stateless
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.imageops import blend
 
 KERNEL_WIDTH = 0.25
@@ -63,19 +66,29 @@ def weighted_ridge(features: jax.Array, targets: jax.Array, weights: jax.Array, 
     return jnp.linalg.solve(gram + alpha * jnp.eye(features.shape[1]), xc.T @ (weights * yc))
 
 
-def lime(num_samples: int = 1000, segmentation: str = "slic", max_segments: int = 256,
-         n_segments: int = 50, hide: str = "mean", chunk: int = 50) -> Explainer:
-    """LIME with ``num_samples`` perturbations over ``segmentation`` superpixels (slic or quickshift).
+@dataclasses.dataclass(frozen=True)
+class LimeSettings(Settings):
+    method = "lime"
+    num_samples: int = setting(1000, "perturbations (teacher queries per map)", count=True)
+    segmentation: str = setting("slic", "superpixels: slic, or lime_image's quickshift (15x slower on a CPU core)",
+                                choices=("slic", "quickshift"))
+    max_segments: int = setting(256, "superpixels kept (surplus ones are pooled into the last)", at_least=2)
+    n_segments: int = setting(50, "SLIC's target number of superpixels", count=True)
+    hide: str = setting("mean", "what a switched-off superpixel shows: its mean colour, or the model's zero colour",
+                        choices=("mean", "zero"))
+    chunk: int = setting(50, "perturbations per teacher call (sets peak memory)", count=True)
 
-    ``hide`` is what a switched-off superpixel shows: ``mean`` (its own mean colour, lime_image's
-    default) or ``zero`` (the colour the model normalises to zero, lime_image's ``hide_color``).
-    """
-    if hide not in ("mean", "zero"):
-        raise ValueError(f"hide must be 'mean' or 'zero', not {hide!r}")
-    if num_samples % chunk:
-        raise ValueError(f"num_samples ({num_samples}) must be a multiple of chunk ({chunk})")
+    def check(self):
+        if self.num_samples % self.chunk:
+            raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
 
-    def explain_one(state, params, image, label, segments, key):
+
+def build(settings: LimeSettings) -> Explainer:
+    """LIME with ``num_samples`` perturbations over ``segmentation`` superpixels."""
+    num_samples, segmentation, max_segments = settings.num_samples, settings.segmentation, settings.max_segments
+    n_segments, hide, chunk = settings.n_segments, settings.hide, settings.chunk
+
+    def explain_one(state, params, image, label, key, segments):
         one_hot = jax.nn.one_hot(segments, max_segments)  # [H, W, S]
         sizes = one_hot.sum((0, 1))
         present = sizes > 0
@@ -99,9 +112,16 @@ def lime(num_samples: int = 1000, segmentation: str = "slic", max_segments: int 
         return {"segments": host_superpixels(images, segmentation, max_segments, n_segments)}
 
     def explain(state, params, images, labels, *, key, segments=None):
-        keys = per_example_keys(key, images.shape[0])
         if segments is None:
             segments = superpixels(images, segmentation, max_segments, n_segments)
-        return map_images(lambda *example: explain_one(state, params, *example), images, labels, segments, keys)
+        return each_image(lambda *example: explain_one(state, params, *example), images, labels, key, segments)
 
-    return stateless("lime", explain, prepare=prepare)
+    return stateless(settings, explain, prepare=prepare)
+
+
+METHOD = Method("lime", build, {
+    "default": Preset(LimeSettings(), "lime_image (Ribeiro et al. 2016) with SLIC superpixels"),
+    "reference": Preset(LimeSettings(segmentation="quickshift"),
+                        "lime_image.LimeImageExplainer defaults: quickshift(kernel 4, max_dist 200, ratio 0.2), "
+                        "1000 samples, each superpixel's mean colour, kernel width 0.25, Ridge(alpha=1)"),
+}, "LIME: a weighted ridge model over superpixels switched on and off (black-box)")

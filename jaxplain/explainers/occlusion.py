@@ -6,11 +6,15 @@ Matches ``captum.attr.Occlusion``: each pixel gets the mean, over the windows co
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxplain.explainers.base import Explainer, map_images, select, stateless
+from jaxplain.explainers.base import Explainer, each_image, select, stateless
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.imageops import blend, fill_like
 
 
@@ -28,15 +32,24 @@ def class_score(state, params, images, labels, target: str):
     return select(scores, labels)
 
 
-def occlusion(window: int | None = None, stride: int | None = None, target: str = "logit", chunk: int = 64) -> Explainer:
-    """Occlusion with a ``window`` x ``window`` square moved by ``stride``; ``target`` is ``logit`` or ``probability``.
+@dataclasses.dataclass(frozen=True)
+class OcclusionSettings(Settings):
+    method = "occlusion"
+    window: int | None = setting(None, "side of the occluding square in px (None: 1/7 of the image side)", count=True)
+    stride: int | None = setting(None, "step between windows in px (None: half the window)", count=True)
+    target: str = setting("logit", "the score whose drop is recorded", choices=("logit", "probability"))
+    chunk: int = setting(64, "occluded inputs per teacher call (sets peak memory)", count=True)
 
-    By default the window is 1/7 of the image side (32 px at 224) and the stride half the window.
-    """
-    if target not in ("logit", "probability"):
-        raise ValueError(f"target must be 'logit' or 'probability', not {target!r}")
+    def resolve(self, context):
+        window = self.window or max(1, round(context.input_shape[0] / 7))
+        return self.replace(window=window, stride=self.stride or max(1, window // 2))
 
-    def explain_one(state, params, image, label, masks):
+
+def build(settings: OcclusionSettings) -> Explainer:
+    """Occlusion with a ``window`` x ``window`` square moved by ``stride``."""
+    window, stride, target, chunk = settings.window, settings.stride, settings.target, settings.chunk
+
+    def explain_one(state, params, image, label, _, masks):
         fill = fill_like(image, state.model.zero_pixel)
         clean = class_score(state, params, image[None], label[None], target)[0]
 
@@ -56,6 +69,10 @@ def occlusion(window: int | None = None, stride: int | None = None, target: str 
         masks = window_masks(height, width, side, stride or max(1, side // 2))
         masks = np.concatenate([masks, np.zeros((-len(masks) % chunk, height, width), np.float32)])
         masks = jnp.asarray(masks)
-        return map_images(lambda image, label: explain_one(state, params, image, label, masks), images, labels)
+        return each_image(lambda image, label, k: explain_one(state, params, image, label, k, masks), images, labels)
 
-    return stateless("occlusion", explain)
+    return stateless(settings, explain)
+
+
+METHOD = Method("occlusion", build, {"default": Preset(OcclusionSettings(), "Zeiler & Fergus 2014, as captum's Occlusion")},
+                "occlusion: the score drop when a sliding square is set to the mean colour (black-box)")

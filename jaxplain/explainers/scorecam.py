@@ -7,29 +7,26 @@ take the colour the model normalises to zero, and the map is ``ReLU(sum_k w_k A_
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
-import numpy as np
-
 from jaxplain.explainers.base import Explainer, map_images, require_feature, resize_maps, select, stateless
-from jaxplain.imageops import blend, fill_like
+from jaxplain.explainers.registry import Method
+from jaxplain.explainers.settings import Preset, Settings, setting
+from jaxplain.imageops import align_corners_matrix, blend, fill_like
 
 
-def align_corners_matrix(size_in: int, size_out: int) -> np.ndarray:
-    """Linear interpolation ``[size_out, size_in]`` mapping the first/last samples onto each other."""
-    if size_in == 1:
-        return np.ones((size_out, 1), np.float32)
-    position = np.arange(size_out) * (size_in - 1) / max(size_out - 1, 1)
-    low = np.clip(np.floor(position).astype(int), 0, size_in - 2)
-    frac = position - low
-    matrix = np.zeros((size_out, size_in), np.float32)
-    matrix[np.arange(size_out), low] = 1 - frac
-    matrix[np.arange(size_out), low + 1] += frac
-    return matrix
+@dataclasses.dataclass(frozen=True)
+class ScorecamSettings(Settings):
+    method = "scorecam"
+    layer: str = setting("head", "the feature whose channels mask the input")
+    chunk: int = setting(64, "masked inputs per teacher call (sets peak memory)", count=True)
 
 
-def scorecam(layer: str = "head", chunk: int = 64) -> Explainer:
+def build(settings: ScorecamSettings) -> Explainer:
     """Score-CAM at feature ``layer`` (one forward pass per channel, ``chunk`` at a time)."""
+    layer, chunk = settings.layer, settings.chunk
 
     def explain_one(state, params, image, label, activation):
         height, width = image.shape[:2]
@@ -60,4 +57,8 @@ def scorecam(layer: str = "head", chunk: int = 64) -> Explainer:
         cams = map_images(lambda *example: explain_one(state, params, *example), images, labels, activations)
         return resize_maps(cams, images.shape[1:3])
 
-    return stateless("scorecam", explain)
+    return stateless(settings, explain)
+
+
+METHOD = Method("scorecam", build, {"default": Preset(ScorecamSettings(), "Wang et al. 2020, as the grad-cam package")},
+                "Score-CAM: channels weighted by the class score of the input they mask (black-box given features)")

@@ -67,12 +67,15 @@ class LoopConv(nn.Module):
 
     features: int
     kernel_size: int
+    torch_init: bool = False  # PyTorch's default initialisation (kaiming_uniform(a=sqrt(5)), uniform bias)
 
     @nn.compact
     def __call__(self, x):
         k, channels = self.kernel_size, x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, channels, self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel_init, bias_init = (torch_initialisers(channels * k * k) if self.torch_init
+                                  else (nn.initializers.lecun_normal(), nn.initializers.zeros))
+        kernel = self.param("kernel", kernel_init, (k, k, channels, self.features))
+        bias = self.param("bias", bias_init, (self.features,))
         if jax.default_backend() != "cpu":
             out = lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         elif channels * k * k <= 256:  # patches are small: one matrix product
@@ -86,6 +89,15 @@ class LoopConv(nn.Module):
             height, width = x.shape[1:3]
             out = sum(padded[:, i:i + height, j:j + width, :] @ kernel[i, j] for i in range(k) for j in range(k))
         return out + bias
+
+
+def torch_initialisers(fan_in: int):
+    """``(kernel_init, bias_init)`` of PyTorch's ``nn.Linear`` and ``nn.Conv2d``: both uniform on
+    ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` (flax's default is a truncated normal of standard deviation
+    ``1/sqrt(fan_in)`` and zero bias: three times the weights' variance)."""
+    bound = 1.0 / fan_in ** 0.5
+    uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+    return uniform, uniform
 
 
 def _same_pads(shape: tuple[int, ...], k: int) -> list[tuple[int, int]]:

@@ -2,13 +2,14 @@
 
 * :class:`MaskNet` turns the (downscaled) input into a saliency mask in [0, 1]: two ``kernel`` x
   ``kernel`` convolutions with LeakyReLU, max pooling by ``pool`` and nearest upsampling back (so the
-  mask is piecewise constant on ``pool`` x ``pool`` blocks), a LeakyReLU and a min-max normalisation
-  over the whole batch, as in the reference (so a sample whose mask is low everywhere stays low).
+  mask is piecewise constant on ``pool`` x ``pool`` blocks), a LeakyReLU and a min-max normalisation,
+  over the whole batch as in the reference (a sample whose mask is low everywhere stays low) or per sample.
 * :class:`StudentNet` imitates the black box locally: the flattened input, a hidden layer of
   ``hidden`` units with LeakyReLU, batch normalisation and dropout, and a sigmoid output that
   regresses the teacher's probability of the explained class.
 
-Both work on any 2-D input with channels last: images ``[B, H, W, 3]`` and spectrograms ``[B, T, F, 1]``.
+Both work on any 2-D input with channels last: images ``[B, H, W, 3]`` and spectrograms ``[B, T, F, 1]``;
+``torch_init`` initialises them as PyTorch's defaults do (the reference code's networks).
 """
 
 from __future__ import annotations
@@ -17,34 +18,42 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxplain.models.layers import LoopConv
+from jaxplain.models.layers import LoopConv, torch_initialisers
 
 
 class MaskNet(nn.Module):
     features: int = 32
     kernel: int = 7
     pool: int = 8
+    per_sample: bool = False
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, x):
-        h = nn.leaky_relu(LoopConv(self.features, self.kernel)(x))
-        h = nn.leaky_relu(LoopConv(1, self.kernel)(h))
+        h = nn.leaky_relu(LoopConv(self.features, self.kernel, self.torch_init)(x))
+        h = nn.leaky_relu(LoopConv(1, self.kernel, self.torch_init)(h))
         h = nn.max_pool(h, (self.pool, self.pool), strides=(self.pool, self.pool))
         h = jnp.repeat(jnp.repeat(h, self.pool, axis=1), self.pool, axis=2)  # nearest upsampling
         h = nn.leaky_relu(h)
-        return (h - h.min()) / jnp.maximum(h.max() - h.min(), 1e-12)
+        axes = tuple(range(1, h.ndim)) if self.per_sample else None
+        low, high = h.min(axis=axes, keepdims=True), h.max(axis=axes, keepdims=True)
+        return (h - low) / jnp.maximum(high - low, 1e-12)
 
 
 class StudentNet(nn.Module):
     hidden: int = 512
     dropout: float = 0.1
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool):
-        h = nn.leaky_relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+        x = x.reshape(x.shape[0], -1)
+        dense = lambda n, fan_in: (nn.Dense(n, kernel_init=torch_initialisers(fan_in)[0],
+                                            bias_init=torch_initialisers(fan_in)[1]) if self.torch_init else nn.Dense(n))
+        h = nn.leaky_relu(dense(self.hidden, x.shape[-1])(x))
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
-        return nn.sigmoid(nn.Dense(1)(h))[:, 0]
+        return nn.sigmoid(dense(1, self.hidden)(h))[:, 0]
 
 
 def init_networks(key, mask_net: MaskNet, student: StudentNet, sample: jax.Array) -> dict:

@@ -1,0 +1,90 @@
+"""The leaderboard: run its evaluations (resumable) and regenerate results/README.md's tables from their summaries.
+
+::
+
+    JAXPLAIN_DATA=../shared/data python experiments/leaderboard.py run imagenet_fast imagenet_relabel ...
+    python experiments/leaderboard.py write        # results/leaderboard/*, then the tables in results/README.md
+
+``run`` prepares the data splits in ``runs/`` and runs each job file of ``experiments/leaderboard/`` (the same
+command resumes an interrupted one); the evaluation folders, with their per-image records and maps, stay in
+``runs/leaderboard/`` (not in git). ``write`` keeps what the tables need in ``results/leaderboard/NAME/``: the
+summary, the resolved settings (``run.json``) and a compressed table of per-image scores for paired differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+JOBS = REPO / "experiments" / "leaderboard"
+RUNS = REPO / "runs" / "leaderboard"
+RESULTS = REPO / "results" / "leaderboard"
+SCORES = ("deletion", "insertion", "gridpg", "localisation_miss", "iou", "intensity")
+
+
+def data_root() -> Path:
+    root = os.environ.get("JAXPLAIN_DATA")
+    if not root:
+        sys.exit("set JAXPLAIN_DATA to the folder holding imagenet-dev/ and cifar10-jpeg.tar.gz")
+    return Path(root)
+
+
+def prepare_splits() -> None:
+    """runs/imagenet-dev-test.tsv: the odd rows of imagenet-dev less the first 8 (the test split)."""
+    target = REPO / "runs" / "imagenet-dev-test.tsv"
+    if not target.exists():
+        subprocess.run([sys.executable, str(REPO / "experiments" / "split_labels.py"),
+                        str(data_root() / "imagenet-dev"), "odd", str(target), "--skip", "8"], check=True)
+
+
+def run(names: list[str]) -> None:
+    prepare_splits()
+    for name in names:
+        job = JOBS / f"{name}.toml"
+        print(f"=== {name}", flush=True)
+        subprocess.run(["jaxplain", "evaluate", "--config", str(job)], check=True, cwd=REPO)
+
+
+def keep(name: str) -> Path:
+    """Copies one evaluation's summary and settings into results/leaderboard/NAME with its per-image scores."""
+    source, target = RUNS / name, RESULTS / name
+    target.mkdir(parents=True, exist_ok=True)
+    for file in ("summary.csv", "summary.md", "run.json"):
+        (target / file).write_bytes((source / file).read_bytes())
+    with open(source / "records.jsonl") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    columns = ["method", "index", "id", "label"] + [s for s in SCORES if any(s in r for r in records)]
+    with gzip.open(target / "scores.csv.gz", "wt", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run (or resume) leaderboard evaluations")
+    run_parser.add_argument("names", nargs="*", help="job files of experiments/leaderboard/ (default: all)")
+    commands.add_parser("write", help="regenerate results/leaderboard and the tables in results/README.md")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.names or sorted(p.stem for p in JOBS.glob("*.toml")))
+    else:
+        from experiments.leaderboard_tables import write_tables  # noqa: PLC0415
+
+        for folder in sorted(RUNS.iterdir()) if RUNS.exists() else ():
+            if (folder / "summary.csv").exists():
+                keep(folder.name)
+        write_tables(RESULTS, REPO / "results" / "README.md")
+
+
+if __name__ == "__main__":
+    main()
