@@ -25,6 +25,7 @@ demo: install
 	$(VENV)/bin/jaxplain demo --out demo_out
 
 test: install-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 clean:

@@ -8,11 +8,11 @@ from typing import Sequence
 
 import skimage.data
 
+from jaxplain.assets import PHOTOS
 from jaxplain.explain_files import explain_files
 from jaxplain.images import save_png
 from jaxplain.zoo import load_model
 
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 DEMO_METHODS = ("relabel", "gfi", "dax", "surrogate", "gradcam", "rise")
 # Fewer samples than the defaults keep the demo's time down on a 2-core CPU: RISE with 1000 masks instead
 # of 4000, DAX with 500 perturbations at 64 px instead of 3000 at 128 px. Re-label distillation, the method

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxplain.errors import InputFileError
-from jaxplain.model import Preprocessing
 
 WHITE = (255, 255, 255)
 
@@ -96,3 +97,29 @@ def load_for_model(path: str | Path, preprocessing: Preprocessing) -> np.ndarray
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:
     Image.fromarray(rgb).save(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes a model input: resize the shorter side to ``resize``, centre-crop ``crop``.
+
+    Every preprocessing (this one, :class:`jaxplain.audio.AudioFrontend`) has ``input_shape``, is
+    called on a decoded record (here uint8 RGB) and ``load``s a file into a model input.
+    """
+
+    resize: int
+    crop: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.crop, self.crop, 3)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 RGB ``[H, W, 3]`` (or grayscale ``[H, W]``) -> float32 ``[crop, crop, 3]`` in [0, 1]."""
+        rgb = np.asarray(rgb)
+        if rgb.ndim == 2 or rgb.shape[-1] == 1:
+            rgb = np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=-1)
+        return to_unit_float(resize_and_crop(rgb, self))
+
+    def load(self, path) -> np.ndarray:
+        return self(load_image(path))

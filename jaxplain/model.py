@@ -26,7 +26,9 @@ from flax import nnx
 from flax.traverse_util import flatten_dict
 
 from jaxplain.errors import UsageError
-from jaxplain.models.layers import TAPS
+from jaxplain.images import Preprocessing
+
+TAPS = "taps"  # the variable collection through which a caller adds arrays to named features
 
 Array = jax.Array
 Params = Any
@@ -54,36 +56,6 @@ IMAGENET_MEAN_STD = Normalisation(mean=(123.675, 116.28, 103.53), std=(58.395, 5
 CENTRED_127 = Normalisation(mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0))
 UNIT_RANGE = Normalisation(mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0))
 SPECTROGRAM = Normalisation(mean=(0.0,), std=(255.0,))  # one channel in [0, 1], used as it is; zero = silence
-
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-    """How a photo becomes a model input: resize the shorter side to ``resize``, centre-crop ``crop``.
-
-    Every preprocessing (this one, :class:`jaxplain.audio.AudioFrontend`) has ``input_shape``, is
-    called on a decoded record (here uint8 RGB) and ``load``s a file into a model input.
-    """
-
-    resize: int
-    crop: int
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.crop, self.crop, 3)
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 RGB ``[H, W, 3]`` (or grayscale ``[H, W]``) -> float32 ``[crop, crop, 3]`` in [0, 1]."""
-        from jaxplain.images import resize_and_crop, to_unit_float
-
-        rgb = np.asarray(rgb)
-        if rgb.ndim == 2 or rgb.shape[-1] == 1:
-            rgb = np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=-1)
-        return to_unit_float(resize_and_crop(rgb, self))
-
-    def load(self, path) -> np.ndarray:
-        from jaxplain.images import load_image
-
-        return self(load_image(path))
 
 
 @dataclasses.dataclass(frozen=True)

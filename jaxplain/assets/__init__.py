@@ -10,3 +10,7 @@ def clips() -> list[Path]:
     """The shipped clips, sorted by name."""
     folder = importlib.resources.files("jaxplain.assets").joinpath("clips")
     return sorted(Path(str(folder)).glob("*.wav"))
+
+
+# photos that ship with scikit-image (skimage.data), used by the demo and as extra training images
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")

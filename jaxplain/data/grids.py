@@ -29,7 +29,7 @@ import numpy as np
 from jaxplain.data.loader import iterate_batches, read_item
 from jaxplain.errors import UsageError
 from jaxplain.images import resize_and_crop, save_png
-from jaxplain.model import Model, Preprocessing
+from jaxplain.model import Model, Preprocessing, probabilities_of
 
 GRID = 2
 
@@ -49,14 +49,14 @@ def cell_preprocessing(model: Model, grid: int = GRID) -> Preprocessing:
 
 def classify(model: Model, source, batch_size: int = 64):
     """``(labels, predicted, probability of the label, ids)`` of every image, streamed in batches."""
+    import jax
     from tqdm import tqdm
 
-    from jaxplain import runner
-
+    predict = jax.jit(lambda params, images: probabilities_of(model.apply_fn, params, images))
     labels, predicted, confidence, ids = [], [], [], []
     for batch in tqdm(iterate_batches(source, batch_size, model.preprocessing), desc="classifying",
                       total=-(-len(source) // batch_size), unit="batch", leave=False):
-        probabilities = runner.predict(model, batch.images)
+        probabilities = np.asarray(predict(model.params, batch.images))
         labels.append(batch.labels)
         predicted.append(probabilities.argmax(-1))
         confidence.append(probabilities[np.arange(len(batch.labels)), batch.labels])

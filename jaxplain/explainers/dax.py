@@ -222,11 +222,15 @@ class DaxSettings(Settings):
     init: str = setting("flax", "initialisation of both networks: flax's defaults or PyTorch's",
                         choices=("flax", "torch"))
     batch_size: int = setting(16, "samples per step", count=True)
-    learning_rate: float = setting(1e-3, "SGD's step size (Nesterov momentum 0.9)", above=0.0)
+    learning_rate: float = setting(1e-3, "the optimiser's step size", above=0.0)
+    mask_learning_rate: float | None = setting(None, "the mask network's step size (None: learning_rate)", above=0.0)
+    optimiser: str = setting("sgd", "sgd (Nesterov momentum 0.9, the reference) or adam", choices=("sgd", "adam"))
     holdout: float = setting(0.0, "share of the samples (the last ones) kept out of training", at_least=0.0,
                              below=1.0)
-    averaged_epochs: int = setting(6, "masks averaged: before training and after each of the first epochs",
+    averaged_epochs: int = setting(6, "masks recorded: before training and after each of the first epochs",
                                    count=True)
+    average_from: int = setting(0, "the first recorded mask the map averages (0: the untrained network's)",
+                                at_least=0)
     border: int | None = setting(None, "outermost pixels of each mask set to zero (None: 7 px at 128 px, scaled)",
                                  at_least=0)
     complement: str = setting("joint", "how the complement term trains: joint (the reference), mask only, or "
@@ -245,6 +249,9 @@ class DaxSettings(Settings):
             raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
         if self.resolution is not None and self.resolution % self.pool:
             raise ValueError(f"resolution ({self.resolution}) must be a multiple of pool ({self.pool})")
+        if self.average_from >= self.averaged_epochs:
+            raise ValueError(f"average_from ({self.average_from}) leaves none of the {self.averaged_epochs} recorded "
+                             "masks to average")
         if self.train_count < self.batch_size:
             raise ValueError(f"{self.train_count} training samples fill no batch of {self.batch_size}")
 
@@ -263,8 +270,14 @@ class DaxSettings(Settings):
         return StudentNet(self.hidden, self.dropout, self.init == "torch")
 
     @property
-    def optimiser(self) -> optax.GradientTransformation:
-        return optax.sgd(self.learning_rate, momentum=0.9, nesterov=True)
+    def optimiser_transform(self) -> optax.GradientTransformation:
+        def one(rate):
+            return optax.sgd(rate, momentum=0.9, nesterov=True) if self.optimiser == "sgd" else optax.adam(rate)
+
+        if self.mask_learning_rate is None:
+            return one(self.learning_rate)
+        return optax.multi_transform({"mask": one(self.mask_learning_rate), "student": one(self.learning_rate)},
+                                     {"mask": "mask", "student": "student"})
 
     def geometry(self, size: tuple[int, int]) -> tuple[int, int]:
         """``(side, border)`` of the networks' input and of the map's zeroed edge for an input of ``size``."""
@@ -320,7 +333,7 @@ def train_networks(settings: DaxSettings, x, segments, switches, targets, key, *
     before any step, then one after each epoch) and, with ``trace``, ``{name: [E - 1, ...]}`` per epoch: the mean
     loss and its two terms, and how far the mask network's parameters have moved from their start."""
     s = settings
-    mask_net, student, optimiser = s.mask_net, s.student, s.optimiser
+    mask_net, student, optimiser = s.mask_net, s.student, s.optimiser_transform
     edge = s.geometry(x.shape[:2])[1]
     x_small, fill_small, segments_small, student_fill = network_inputs(s, x, segments)
     augment = s.colour_augmentation and x.shape[-1] == 3  # HSV needs colour: spectrograms are left alone
@@ -373,7 +386,7 @@ def train_networks(settings: DaxSettings, x, segments, switches, targets, key, *
 def dax_map(settings: DaxSettings, x, segments, switches, targets, key) -> jax.Array:
     """The map ``[H, W]`` of one input: the min-max normalised mean of its recorded masks, resized to the input."""
     _, masks = train_networks(settings, x, segments, switches, targets, key)
-    mean = minmax(masks.sum(0) / settings.averaged_epochs)
+    mean = minmax(masks[settings.average_from:].mean(0))
     return jax.image.resize(mean, x.shape[:2], method="bilinear")
 
 

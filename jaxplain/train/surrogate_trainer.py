@@ -126,7 +126,7 @@ def training_images(recipe: SurrogateRecipe, size: int, *, data_dir=None, raw_da
         if recipe.photos:
             import skimage.data
 
-            from jaxplain.demo import PHOTOS
+            from jaxplain.assets import PHOTOS
 
             images += [np.round(keep(getattr(skimage.data, n)()) * 255).astype(np.uint8) for n in PHOTOS]
             labels += [-1] * len(PHOTOS)  # no label: the teacher's prediction is used as the hard label

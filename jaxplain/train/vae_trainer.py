@@ -83,7 +83,7 @@ def training_images(recipe: VaeRecipe, *, data_dir=None, raw_data=None) -> np.nd
     if recipe.photos:
         import skimage.data
 
-        from jaxplain.demo import PHOTOS
+        from jaxplain.assets import PHOTOS
 
         parts += [random_crops(getattr(skimage.data, n)(), recipe.crops_per_image * 5, recipe.resolution, rng) for n in PHOTOS]
     return np.concatenate(parts)

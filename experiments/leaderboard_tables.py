@@ -1,0 +1,230 @@
+"""The leaderboard's tables, from the per-image scores kept in results/leaderboard/ (see experiments/leaderboard.py).
+
+Each table lists one row per method with its mean scores ± standard error, n, and the paired difference of its
+``insertion - deletion`` (or GridPG) to the table's best method over the images both explained. A row names the
+run folder it comes from; rows of different folders pair by image index (the same data, limit and seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+START, END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # the method as the table names it
+    folder: str  # results/leaderboard/FOLDER
+    method: str  # the label in that run
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    caption: str
+    rows: tuple[Row, ...]
+    score: str = "ins-del"  # the column the best method and the paired differences use: ins-del or gridpg
+    papers: dict = field(default_factory=dict)  # row label -> the paper's own figure, where the protocol matches
+
+
+IMAGENET = Table(
+    "ImageNet: EfficientNet-Lite0, 64 test images",
+    "The first 64 images of the imagenet-dev test split (odd rows less the first 8; no choice of any default was made "
+    "on them), each explained for the class the teacher predicts. Deletion and insertion follow the RISE authors' "
+    "code (`rise_fast`: their `gkern(11, 5)` insertion substrate and pixel order, 1792 px per step; checked against a "
+    "port of their `CausalMetric`, tests/test_rise_metric_parity.py).",
+    (Row("relabel", "imagenet_relabel", "relabel"), Row("relabel:paper", "imagenet_relabel", "relabel:paper"),
+     Row("gfi", "imagenet_fast", "gfi"), Row("gfi:paper", "imagenet_fast", "gfi:paper"),
+     Row("gfi:reference", "imagenet_fast", "gfi:reference"),
+     Row("dax", "imagenet_dax", "dax"), Row("dax, untrained network", "imagenet_dax", "dax_untrained"),
+     Row("dax:reference", "imagenet_dax_reference", "dax:reference", "first 16 images"),
+     Row("surrogate", "imagenet_fast", "surrogate"), Row("surrogate:paper", "imagenet_fast", "surrogate:paper"),
+     Row("rise", "imagenet_rise", "rise"), Row("rise:reference", "imagenet_rise_reference", "rise:reference",
+                                                "first 32 images"),
+     Row("gradcam", "imagenet_fast", "gradcam"), Row("scorecam", "imagenet_sampling", "scorecam"),
+     Row("lime", "imagenet_sampling", "lime"), Row("lime:reference", "imagenet_sampling", "lime:reference"),
+     Row("occlusion", "imagenet_fast", "occlusion"), Row("extremal", "imagenet_sampling", "extremal"),
+     Row("gradient", "imagenet_fast", "gradient"), Row("integrated_gradients", "imagenet_fast", "integrated_gradients"),
+     Row("smoothgrad", "imagenet_fast", "smoothgrad"), Row("centre", "imagenet_fast", "centre"),
+     Row("random", "imagenet_fast", "random")),
+    papers={"relabel:paper": "del 0.0627, ins 0.7190 (ResNet-50; seed 001)",
+            "rise": "del 0.1048, ins 0.7719 (ResNet-50; RISE paper)"},
+)
+
+CIFAR10 = Table(
+    "CIFAR-10: cifar10_resnet_small, 100 test images",
+    "The first 100 CIFAR-10 test images (no choice was made on them; development choices used test[5000:]), each "
+    "explained for the predicted class; `rise_fast` protocol at 32 px (37 px per step).",
+    tuple(Row(label, "cifar10", label) for label in (
+        "relabel", "relabel:paper", "gfi", "gfi:paper", "gfi:reference", "dax", "dax_untrained", "dax:reference",
+        "surrogate", "surrogate:paper", "rise", "gradcam", "scorecam", "lime", "occlusion", "extremal", "gradient",
+        "integrated_gradients", "smoothgrad", "centre", "random")),
+)
+
+GRIDS_IMAGENET = Table(
+    "Localisation: ImageNet 2 x 2 grids, 256 held-out cells",
+    "Grids of four held-out imagenet-dev images of different classes, each confidently classified on its own "
+    "(`jaxplain data grids`); each cell's class explained on the whole grid. GridPG: the share of positive "
+    "attribution inside the cell (0.25 for a uniform map); localisation error: the box of the largest region of "
+    "the map above 1.1 x its mean misses the cell (IoU < 0.5). Runs of the development studies "
+    "([localisation](../docs/studies/localisation.md)); a row whose run used other settings than today's says so.",
+    (Row("gradcam", "studies/imagenet_grids_cpu", "gradcam"), Row("lime", "studies/imagenet_grids_cpu", "lime"),
+     Row("relabel", "studies/imagenet_grids_relabel", "relabel", "60 cells"),
+     Row("occlusion", "studies/imagenet_grids_test", "occlusion"),
+     Row("scorecam", "studies/imagenet_grids_cpu", "scorecam"),
+     Row("gfi", "studies/imagenet_grids_gfi_rectified", "gfi_rectified"),
+     Row("extremal", "studies/imagenet_grids_more", "extremal", "36 cells"),
+     Row("integrated_gradients", "studies/imagenet_grids_test", "integrated_gradients"),
+     Row("gradient", "studies/imagenet_grids_test", "gradient"),
+     Row("smoothgrad", "studies/imagenet_grids_test", "smoothgrad"),
+     Row("rise", "studies/imagenet_grids_more", "rise", "36 cells"),
+     Row("centre", "studies/imagenet_grids_cpu", "centre"), Row("random", "studies/imagenet_grids_cpu", "random")),
+    score="gridpg", papers={"gfi": "localisation error 38.2 % (VGG-19 on ImageNet boxes; GFI paper)"},
+)
+
+GRIDS_CIFAR10 = Table(
+    "Localisation: CIFAR-10 2 x 2 grids, 256 test cells",
+    "As above on grids of CIFAR-10 test images (`cifar10_resnet_small`).",
+    (Row("gradcam", "studies/cifar10_grids_test", "gradcam"), Row("occlusion", "studies/cifar10_grids_test", "occlusion"),
+     Row("lime", "studies/cifar10_grids_more", "lime"), Row("gfi", "studies/cifar10_grids_gfi_rectified", "gfi_rectified"),
+     Row("relabel", "studies/cifar10_grids_more", "relabel"), Row("extremal", "studies/cifar10_grids_more", "extremal"),
+     Row("gradient", "studies/cifar10_grids_test", "gradient"), Row("scorecam", "studies/cifar10_grids_more", "scorecam"),
+     Row("integrated_gradients", "studies/cifar10_grids_test", "integrated_gradients"),
+     Row("smoothgrad", "studies/cifar10_grids_test", "smoothgrad"), Row("rise", "studies/cifar10_grids_more", "rise"),
+     Row("dax", "studies/cifar10_grids_dax", "dax", "32 cells"),
+     Row("centre", "studies/cifar10_grids_test", "centre"), Row("random", "studies/cifar10_grids_test", "random")),
+    score="gridpg",
+)
+
+AUDIO = Table(
+    "Audio: spoken digits, 40 clips of held-out voices",
+    "The log-mel CNN teacher (`spoken_digits_cnn`) on 40 test clips of voices it never heard; deletion and "
+    "insertion over time-frequency bins (jaxplain's earlier `fast` protocol, a normalised Gaussian substrate).",
+    tuple(Row(m, "studies/spoken_digits_test", m) for m in ("occlusion", "rise", "gradcam", "gradient", "dax",
+                                                               "random")),
+)
+
+TABLES = (IMAGENET, CIFAR10, GRIDS_IMAGENET, GRIDS_CIFAR10, AUDIO)
+
+
+def load_scores(folder: Path) -> dict[str, dict[int, dict]]:
+    """``{method: {index: {score: value}}}`` of a kept run (``results/leaderboard/NAME``), or of a development
+    study's run from the archive of their per-image scores (``results/studies/NAME``)."""
+    out: dict[str, dict[int, dict]] = {}
+    archive = folder.parent / "scores.csv.gz" if folder.parent.name == "studies" else folder / "scores.csv.gz"
+    if not archive.exists():
+        return out
+    with gzip.open(archive, "rt", newline="") as f:
+        for row in csv.DictReader(f):
+            if folder.parent.name == "studies" and row["run"] != folder.name:
+                continue
+            values = {k: float(v) for k, v in row.items()
+                      if k not in ("method", "index", "id", "run", "file", "cell", "map_flag") and v not in ("", None)}
+            out.setdefault(row["method"], {})[int(row["index"])] = values
+    return out
+
+
+def differs_from_today(folder: Path, method: str, label: str) -> bool:
+    """Whether the run made ``method`` with settings other than today's for ``label`` (``NAME[:PRESET]``)."""
+    from jaxplain.explainers import Context, configure
+
+    path = folder / "run.json"
+    if not path.exists():
+        return False
+    run = json.loads(path.read_text())
+    recorded = run["methods"][method]["settings"]
+    model = run["model"]["name"]
+    shape = {"efficientnet_lite0": (224, 224, 3), "spoken_digits_cnn": (96, 64, 1)}.get(model, (32, 32, 3))
+    today = configure(label)[2].resolve(Context(model, shape, 1000)).to_json()
+    return any(json.loads(json.dumps(today.get(k))) != v for k, v in recorded.items())
+
+
+def score_of(values: dict, score: str) -> float:
+    return values["insertion"] - values["deletion"] if score == "ins-del" else values[score]
+
+
+def mean_se(values) -> tuple[float, float]:
+    x = np.asarray(list(values), np.float64)
+    if not len(x):
+        return math.nan, math.nan
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
+
+
+def speed(folder: Path, method: str) -> str:
+    """maps/s from the run's summary (the device and dtype are the run's)."""
+    path = folder / "summary.csv"
+    if not path.exists():
+        return "—"
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            if row["method"] == method and row.get("maps_per_s") not in (None, "", "nan"):
+                return f"{float(row['maps_per_s']):.3g}"
+    return "—"
+
+
+def render(table: Table, results: Path) -> str:
+    cache: dict[str, dict] = {}
+    loaded = lambda folder: cache.setdefault(folder, load_scores(results / folder))
+    scores = {row.label: loaded(row.folder).get(row.method, {}) for row in table.rows}
+    present = [row for row in table.rows if scores[row.label]]
+    if not present:
+        return f"### {table.title}\n\n(not run yet: `python experiments/leaderboard.py run`)\n"
+    means = {row.label: mean_se(score_of(v, table.score) for v in scores[row.label].values())[0] for row in present}
+    full = max(len(scores[row.label]) for row in present)
+    best = max((row for row in present if len(scores[row.label]) == full), key=lambda r: means[r.label])
+    ordered = sorted(present, key=lambda r: -means[r.label])
+    lines = [f"### {table.title}", "", table.caption, ""]
+    if table.score == "ins-del":
+        header = ("| method | n | deletion ↓ | insertion ↑ | insertion − deletion ↑ | vs best (paired) | "
+                  "maps/s (CPU) | paper's figure |")
+    else:
+        header = "| method | n | GridPG ↑ | localisation error ↓ | vs best (paired) | paper's figure |"
+    lines += [header, "| --- |" + " ---: |" * (header.count("|") - 2)]
+    for row in ordered:
+        mine = scores[row.label]
+        common = sorted(set(mine) & set(scores[best.label]))
+        diff = [score_of(mine[i], table.score) - score_of(scores[best.label][i], table.score) for i in common]
+        d, d_se = mean_se(diff)
+        versus = "best" if row is best else f"{d:+.3f} ± {d_se:.3f} ({len(common)})"
+        label = f"**{row.label}**" if row.label.split(":")[0] in ("relabel", "gfi", "dax", "surrogate") else row.label
+        notes = [row.note] if row.note else []
+        if row.folder.startswith("studies/") and differs_from_today(results / row.folder, row.method, row.label):
+            notes.append(f"settings of [its run](studies/{row.folder.split('/')[1]}/run.json), not today's")
+        note = f" ({'; '.join(notes)})" if notes else ""
+        paper = table.papers.get(row.label, "")
+        if table.score == "ins-del":
+            dl, dl_se = mean_se(v["deletion"] for v in mine.values())
+            ins, ins_se = mean_se(v["insertion"] for v in mine.values())
+            gap, gap_se = mean_se(v["insertion"] - v["deletion"] for v in mine.values())
+            lines.append(f"| {label}{note} | {len(mine)} | {dl:.3f} ± {dl_se:.3f} | {ins:.3f} ± {ins_se:.3f} | "
+                         f"{gap:.3f} ± {gap_se:.3f} | {versus} | {speed(results / row.folder, row.method)} | {paper} |")
+        else:
+            g, g_se = mean_se(v["gridpg"] for v in mine.values())
+            e, e_se = mean_se(v.get("localisation_miss", math.nan) for v in mine.values())
+            lines.append(f"| {label}{note} | {len(mine)} | {g:.3f} ± {g_se:.3f} | {e:.3f} ± {e_se:.3f} | {versus} | "
+                         f"{paper} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_tables(results: Path, readme: Path) -> None:
+    """Replaces the text between the leaderboard markers of ``readme`` with the tables."""
+    body = "\n".join(render(table, results) for table in TABLES)
+    text = readme.read_text() if readme.exists() else f"{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+    print(f"wrote the leaderboard into {readme}")
+
+
+def settings_of(results: Path, folder: str, method: str) -> dict:
+    return json.loads((results / folder / "run.json").read_text())["methods"][method]
