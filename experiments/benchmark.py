@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import inspect
 import json
 import re
 import statistics
@@ -47,15 +46,18 @@ COLUMNS = ("date", "device", "devices", "dtype", "convolutions_dtype", "model", 
 
 def forwards_per_map(method: str, settings: dict, model) -> float | None:
     """Teacher forward passes one map needs at least (a backward pass counts as two forwards)."""
-    defaults = {name: p.default for name, p in inspect.signature(explainers.EXPLAINERS[method]).parameters.items()}
-    s = defaults | settings
+    from jaxplain.explainers import Context
+
+    name = method.partition(":")[0]
+    context = Context(model.name, model.input_shape, model.num_classes)
+    s = explainers.configure(method, **settings)[2].resolve(context).to_json()
     height = model.input_shape[0]
     counts = {
         "relabel": lambda: s["num_samples"],
         "dax": lambda: s["num_samples"],
         "rise": lambda: s["num_masks"],
         "lime": lambda: s["num_samples"],
-        "occlusion": lambda: ((height - (w := s["window"] or round(height / 7))) // (s["stride"] or w // 2) + 1) ** 2 + 1,
+        "occlusion": lambda: ((height - s["window"]) // s["stride"] + 1) ** 2 + 1,
         "extremal": lambda: 3 * s["iterations"] * len(s["areas"]),
         "gradient": lambda: 3,
         "gradcam": lambda: 3,
@@ -65,7 +67,7 @@ def forwards_per_map(method: str, settings: dict, model) -> float | None:
         # kept and on the removed image
         "surrogate": lambda: 1 + (1 + 6 * s["refine_steps"] if s["refine_steps"] else 0),
     }
-    return counts[method]() if method in counts else None
+    return counts[name]() if name in counts else None
 
 
 def photos(model, batch: int, data: str | None) -> np.ndarray:
@@ -78,7 +80,7 @@ def photos(model, batch: int, data: str | None) -> np.ndarray:
         return load_items(source, np.arange(batch) % len(source), model.preprocessing).images
     import skimage.data
 
-    from jaxplain.demo import PHOTOS
+    from jaxplain.assets import PHOTOS
     from jaxplain.images import resize_and_crop, to_unit_float
 
     base = [to_unit_float(resize_and_crop(getattr(skimage.data, n)(), model.preprocessing)) for n in PHOTOS]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import time
 from pathlib import Path
 
 import jax
@@ -48,22 +47,23 @@ def torch_rise(model, x: torch.Tensor, labels, num_masks: int, batch: int, grid:
     """RISE in batched PyTorch: random grid masks, bilinearly upsampled and randomly shifted, as the
     reference; ``batch`` masked images per forward; zero (the mean colour, normalised) where masked."""
     generator = torch.Generator().manual_seed(seed)
+    device = x.device
     _, _, height, width = x.shape
     cell = int(np.ceil(height / grid))
     maps = []
     with torch.no_grad():
         for image, label in zip(x, labels):
-            total = torch.zeros(height, width)
+            total = torch.zeros(height, width, device=device)
             for start in range(0, num_masks, batch):
                 count = min(batch, num_masks - start)
-                small = (torch.rand(count, 1, grid, grid, generator=generator) < p).float()
+                small = (torch.rand(count, 1, grid, grid, generator=generator) < p).float().to(device)
                 up = torch.nn.functional.interpolate(small, size=((grid + 1) * cell, (grid + 1) * cell),
                                                      mode="bilinear", align_corners=False)
                 dx, dy = torch.randint(0, cell, (2,), generator=generator).tolist()
                 masks = up[:, :, dy:dy + height, dx:dx + width]
                 probabilities = torch.softmax(model(image[None] * masks), -1)[:, label]
                 total += torch.tensordot(probabilities, masks[:, 0], dims=1)
-            maps.append((total / (num_masks * p)).numpy())
+            maps.append((total / (num_masks * p)).cpu().numpy())
     return np.stack(maps)
 
 
@@ -74,8 +74,8 @@ def peers(model, x, labels, segments, args):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     targets = [ClassifierOutputTarget(int(c)) for c in labels]
-    target = torch.as_tensor(labels)
-    feature_mask = torch.from_numpy(segments.astype(np.int64))[:, None].expand(-1, 3, -1, -1)
+    target = torch.as_tensor(labels, device=x.device)
+    feature_mask = torch.from_numpy(segments.astype(np.int64))[:, None].expand(-1, 3, -1, -1).to(x.device)
 
     def gradcam():
         with GradCAM(model=model, target_layers=[model.head_act]) as cam:

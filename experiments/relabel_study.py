@@ -25,6 +25,7 @@ the same whatever relabel's defaults become.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import time
@@ -36,15 +37,14 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxplain import zoo
-from jaxplain.cli import parse_settings
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
-from jaxplain.evaluation.harness import append_records, grid_scores, read_records
-from jaxplain.explainers.relabel import (RelabelConfig, attribute, default_vae_name, fit_student,
-                                         image_sampler, neighbourhood_for, relabel, student_features, student_grid)
+from jaxplain.evaluation.scoring import grid_scores
+from jaxplain.runs.journal import append_records, read_records
+from jaxplain.explainers.relabel import (RelabelSettings, attribute, default_vae_name, fit_student,
+                                         image_sampler, neighbourhood_for, student_features, student_grid)
 from jaxplain.errors import UsageError
 from jaxplain.explainers.base import ModelHandle
-from jaxplain.explainers.settings import check_settings
 from jaxplain.imageops import gaussian_kernel
 from jaxplain.metrics.faithfulness import FAST, deletion_insertion
 
@@ -151,7 +151,7 @@ def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pix
     """The map of one variant (``baseline`` settings overlaid by the variant's), fitted on its part of the
     shared neighbourhood (on the size of each change for the ``abs`` inputs, whose ``change`` map then reads the
     mean size); and the student's fidelity."""
-    config = dataclasses.replace(RelabelConfig(num_samples=variant.samples, **baseline), **variant.changes)
+    config = dataclasses.replace(RelabelSettings(num_samples=variant.samples, **baseline), **variant.changes)
     features, same, soft = pick(neighbourhood, variant)
     x = features[config.student_resolution]
     if variant.student_input != "change":
@@ -169,8 +169,14 @@ def variant_map(variant: Variant, baseline: dict, neighbourhood, image, zero_pix
 def baseline_changes(texts: list[str]) -> dict:
     """``["NAME=VALUE", ...]`` read and checked as ``jaxplain --set`` reads and checks relabel's settings."""
     try:
-        changes = parse_settings(texts, ["relabel"])["relabel"]
-        check_settings("relabel", relabel, changes)
+        changes = {}
+        for text in texts:
+            name, _, raw = text.partition("=")
+            try:
+                changes[name] = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                changes[name] = raw
+        RelabelSettings().replace(**changes)  # checked as `--set relabel.NAME=VALUE` is
     except UsageError as e:
         raise SystemExit(f"--baseline: {e}") from e
     if "vae" in changes:  # a setting of the explainer, not of the student and map the variants change
@@ -213,8 +219,8 @@ def main() -> None:
 
     model = zoo.load_model(args.model)
     handle = ModelHandle.of(model)
-    vae = zoo.load_vae(default_vae_name(model))
-    config = RelabelConfig(neighbourhood=args.neighbourhood)
+    vae = zoo.load_vae(default_vae_name(model.input_shape))
+    config = RelabelSettings(neighbourhood=args.neighbourhood)
     baseline = STUDY_BASELINE | baseline_changes(args.baseline)
     source, _ = open_source(args.data, num_classes=model.num_classes)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -219,13 +219,17 @@ def evaluate(
     model: ModelOption = "efficientnet_lite0",
     methods: Annotated[str, typer.Option("--methods", help="method names, comma-separated; LABEL=METHOD runs a variant")] = "gradcam,random",
     limit: Annotated[Optional[int], typer.Option(help="only the first N items")] = None,
-    protocol: Annotated[str, typer.Option(help="deletion/insertion steps: fast (1792 px) or exact (224 px)")] = "fast",
+    protocol: Annotated[str, typer.Option(
+        help="deletion/insertion: rise (the RISE authors' code, 224 px per step), rise_fast (theirs at 1792 px), or "
+             "jaxplain's earlier exact and fast (a normalised Gaussian substrate)")] = "rise_fast",
     seed: int = 0,
     batch_size: int = 16,
     examples: Annotated[int, typer.Option(help="images shown in index.html")] = 8,
     metrics: Annotated[Optional[str], typer.Option(
-        help="comma-separated: deletion_insertion, gridpg, localisation, iou (default: deletion_insertion, plus "
-             "gridpg and localisation on grids from `jaxplain data grids`)")] = None,
+        help="comma-separated, of: deletion_insertion, road, faithfulness_correlation, region_perturbation, "
+             "sparseness, complexity, sensitivity, randomisation, random_logit; on grids also gridpg, localisation, "
+             "iou, relevance_mass, relevance_rank (default: deletion_insertion, plus gridpg and localisation on grids "
+             "from `jaxplain data grids`)")] = None,
     target: Annotated[str, typer.Option(help="class explained: predicted, label, or auto (label on grids)")] = "auto",
     localisation_alpha: Annotated[float, typer.Option(
         help="localisation threshold: alpha x the mean of the min-max normalised map (GFI paper: 1.1)")] = 1.1,

@@ -1,5 +1,5 @@
-"""Every job file in experiments/configs is valid today and agrees with the table it made: its methods configure,
-and each setting it gives explicitly is the value its results folder's run.json recorded."""
+"""Every job file of the leaderboard (experiments/leaderboard/) is valid today and agrees with the table it made: its
+methods configure, and each setting it gives explicitly is the value its kept run.json recorded."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from jaxplain.explainers import Context, configure
 from jaxplain.runs.identity import RUN
 
 REPO = Path(__file__).resolve().parents[1]
-JOB_FILES = sorted((REPO / "experiments" / "configs").glob("*.toml"))
+JOB_FILES = sorted((REPO / "experiments" / "leaderboard").glob("*.toml"))
 SHAPES = {"efficientnet_lite0": (224, 224, 3), "cifar10_resnet_small": (32, 32, 3), "cifar10_resnet": (32, 32, 3),
           "spoken_digits_cnn": (96, 64, 1)}
 
@@ -24,7 +24,7 @@ def test_every_job_file_configures_and_agrees_with_its_recorded_table(path):
     context = Context(model, SHAPES[model], 10 if model != "efficientnet_lite0" else 1000)
     configured = {label: configure(job["aliases"].get(label, label), **job["settings"][label])
                   for label in job["methods"]}
-    out = REPO / job["options"]["out"]
+    out = REPO / "results" / "leaderboard" / Path(job["options"]["out"]).name  # what experiments/leaderboard.py kept
     if not (out / RUN).exists():
         pytest.skip(f"{out.name} holds no results in this checkout")
     recorded = json.loads((out / RUN).read_text())["methods"]

@@ -267,3 +267,22 @@ def test_grid_scores_compute_only_the_metrics_asked_for_with_iou_by_hand():
     both = grid_scores(maps, np.array([0, 1, 0, 3]), metrics=("gridpg", "iou"), iou_threshold=0.05)
     assert set(both) == {"gridpg", "iou"}
     np.testing.assert_allclose(both["iou"][2], 16 / 33)  # the speck at 0.1 now counts: union 33
+
+
+def test_the_metrics_beyond_deletion_and_insertion_reach_the_records_and_the_summary(folder, tmp_path, tiny_model):
+    metrics = ("deletion_insertion", "road", "faithfulness_correlation", "region_perturbation", "sparseness",
+               "complexity", "sensitivity", "randomisation", "random_logit")
+    cfg = EvaluationConfig({"gradient": {}, "random": {}}, str(folder), limit=3, batch_size=3, metrics=metrics)
+    rows = {r["method"]: r for r in evaluate(tiny_model, cfg, tmp_path / "run")}
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    for field in ("road_morf", "road_lerf", "faithfulness_correlation", "region_perturbation", "sparseness",
+                  "complexity", "max_sensitivity", "avg_sensitivity", "randomisation", "random_logit"):
+        assert all(np.isfinite(r[field]) for r in records), field
+        assert np.isfinite(rows["gradient"][field])
+    for r in (r for r in records if r["method"] == "random"):  # the same key: noise blind to class, input, weights
+        assert (r["random_logit"], r["randomisation"], r["max_sensitivity"]) == pytest.approx((1.0, 1.0, 0.0))
+    for r in (r for r in records if r["method"] == "gradient"):
+        assert r["randomisation"] < 0.9 and r["max_sensitivity"] >= r["avg_sensitivity"] > 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["metric_settings"]["road"]["noise"] == 0.01 and run["protocol"] == "rise_fast"
+    assert "faithfulness correlation ↑" in (tmp_path / "run" / "summary.md").read_text()

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from jaxplain.parallel import pad_rows, valid_mask
 

@@ -20,17 +20,16 @@ import io
 import math
 from pathlib import Path
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
 from jaxplain.errors import UsageError
-from jaxplain.explainers.base import ModelHandle
-from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
-from jaxplain.metrics.localisation import (IOU_THRESHOLD, LOCALISATION_ALPHA, grid_cell_box, grid_cell_mask,
-                                           grid_pointing_score, localisation_miss, mask_iou, mean_intensity)
+from jaxplain.evaluation.scoring import (EXPLAINING_METRICS, GRID_METRICS, METRIC_SETTINGS, METRICS, SCORE_FIELDS,
+                                         map_flags, score_maps)
+from jaxplain.metrics.faithfulness import PROTOCOLS
+from jaxplain.metrics.localisation import IOU_THRESHOLD, LOCALISATION_ALPHA
 from jaxplain.model import Model, computing_in
-from jaxplain.parallel import data_mesh, pad_rows, run_sharded
+from jaxplain.parallel import data_mesh
 from jaxplain.runs.folder import RunFolder
 from jaxplain.runs.identity import RUN, Request
 from jaxplain.runs.journal import append_records, read_records
@@ -48,8 +47,6 @@ CONFIG = "config.json"
 SUMMARY_COLUMNS = ("method", "n", "deletion", "deletion_se", "insertion", "insertion_se", "intensity", "maps_per_s")
 GRID_SCORES = ("gridpg", "localisation_error", "iou")  # summary columns of the grid metrics
 GRID_COLUMNS = tuple(column for score in GRID_SCORES for column in (score, f"{score}_se"))
-METRICS = ("deletion_insertion", "gridpg", "localisation", "iou")
-GRID_METRICS = ("gridpg", "localisation", "iou")
 DEFAULT_GRID_METRICS = ("gridpg", "localisation")  # iou is asked for by name
 TARGETS = ("auto", "predicted", "label")
 
@@ -59,7 +56,7 @@ class EvaluationConfig:
     methods: dict[str, dict]  # label (usually the method, NAME or NAME:PRESET) -> settings given explicitly
     data: str
     limit: int | None = None
-    protocol: str = "fast"
+    protocol: str = "rise_fast"
     seed: int = 0
     batch_size: int = 16
     examples: int = 8  # images shown in index.html
@@ -73,7 +70,8 @@ class EvaluationConfig:
     def options(self) -> dict:
         """The run's settings besides its data, seed and methods that change an answer (its identity's)."""
         return {"protocol": self.protocol, "metrics": list(self.metrics or ()), "target": self.target,
-                "localisation_alpha": self.localisation_alpha, "dtype": self.dtype, "iou_threshold": self.iou_threshold}
+                "localisation_alpha": self.localisation_alpha, "dtype": self.dtype, "iou_threshold": self.iou_threshold,
+                "metric_settings": {m: METRIC_SETTINGS[m] for m in self.metrics or () if m in METRIC_SETTINGS}}
 
     def resolved(self, grid: bool) -> "EvaluationConfig":
         """Concrete metrics and target for a dataset that is (or is not) made of localisation grids."""
@@ -89,56 +87,16 @@ class EvaluationConfig:
         return dataclasses.replace(self, metrics=tuple(metrics), target=target)
 
 
-@functools.lru_cache(maxsize=8)
-def _scores_fn(handle: ModelHandle, protocol: str):
-    def scores(params, images, maps, labels):
-        return batch_deletion_insertion(handle.apply_fn, params, images, maps, labels,
-                                        jax.numpy.asarray(handle.zero_pixel), PROTOCOLS[protocol])
+def _reexplain(model: Model, explainer, state, batch_size: int, mesh, seed: int, indices, params, images, labels,
+               keys=None):
+    """Maps of ``images`` for ``labels`` under ``params``, with the keys the evaluation's own maps had (so only
+    the input, the weights or the class changes): what the explaining metrics run."""
+    from jaxplain import runner
 
-    return scores
-
-
-def grid_scores(maps: np.ndarray, cells: np.ndarray, metrics=GRID_METRICS, alpha: float = LOCALISATION_ALPHA,
-                iou_threshold: float = IOU_THRESHOLD) -> dict[str, np.ndarray]:
-    """The grid ``metrics`` of maps ``[B, H, W]`` explaining the images in ``cells`` of 2x2 grids: GridPG,
-    localisation misses (box of the largest region against the cell) and IoU of the thresholded map with the cell."""
-    from jaxplain.data.grids import GRID
-
-    height, width = maps.shape[1:]
-    regions = np.stack([np.asarray(grid_cell_mask(int(c), GRID, height, width)) for c in cells])
-    scores = {}
-    if "gridpg" in metrics:
-        scores["gridpg"] = np.asarray(jax.vmap(grid_pointing_score)(maps, regions))
-    if "localisation" in metrics:
-        misses = [localisation_miss(m, grid_cell_box(int(c), GRID, height, width), alpha) for m, c in zip(maps, cells)]
-        scores["localisation_miss"] = np.asarray(misses, np.float32)
-    if "iou" in metrics:
-        scores["iou"] = np.asarray(jax.vmap(lambda m, r: mask_iou(m, r, iou_threshold))(maps, regions))
-    return scores
-
-
-def map_flags(maps: np.ndarray) -> list[str | None]:
-    """``"non-finite"`` or ``"constant"`` for maps that rank nothing (they are scored in raster order, and
-    the record and the summary say so), else None."""
-    flat = maps.reshape(len(maps), -1)
-    finite = np.isfinite(flat).all(axis=1)
-    constant = np.where(finite, flat.max(axis=1) == flat.min(axis=1), False)
-    return ["non-finite" if not f else "constant" if c else None for f, c in zip(finite, constant)]
-
-
-def score_maps(model: Model, config: EvaluationConfig, images, maps, targets, cells, mesh) -> dict[str, np.ndarray]:
-    """Every metric of ``config.metrics`` for a batch of maps, as ``{name: [B] or [B, steps]}``; non-finite
-    values of a map count as zero."""
-    maps = np.nan_to_num(np.asarray(maps, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    scores = {"intensity": np.asarray(mean_intensity(maps))}
-    if "deletion_insertion" in config.metrics:
-        padded = pad_rows((images, maps, targets), config.batch_size)
-        fn = _scores_fn(ModelHandle.of(model), config.protocol)
-        out = run_sharded(fn, (model.params,), padded, mesh, per_device=True)
-        scores |= {k: np.asarray(v[: len(images)]) for k, v in out.items()}
-    if any(m in GRID_METRICS for m in config.metrics):
-        scores |= grid_scores(maps, cells, config.metrics, config.localisation_alpha, config.iou_threshold)
-    return scores
+    del keys
+    return runner.explain(model, explainer, np.clip(np.asarray(images), 0, 1), np.asarray(labels), key=seed,
+                          indices=indices, params=params, state=state, batch_size=batch_size, fixed_shape=True,
+                          mesh=mesh)
 
 
 def make_record(method: str, index: int, item_id: str, label: int, probability: float, cell: int,
@@ -151,7 +109,7 @@ def make_record(method: str, index: int, item_id: str, label: int, probability: 
         record["cell"] = cell
     if flag:
         record["map_flag"] = flag
-    for name in ("deletion", "insertion", "intensity", "gridpg", "localisation_miss", "iou"):
+    for name in ("deletion", "insertion", "intensity", "gridpg", "localisation_miss", "iou", *SCORE_FIELDS):
         if name in scores:
             record[name] = float(scores[name][j])
     for name in ("deletion_curve", "insertion_curve"):
@@ -195,7 +153,14 @@ def evaluate(model: Model, config: EvaluationConfig, out: str | Path, *, data_di
 
         def consume(batch, label, rows, maps, details, probabilities, targets, seconds):
             images, chosen = batch.images[rows], targets[rows]
-            scores = score_maps(model, config, images, maps, chosen, batch.cells[rows], mesh)
+            reexplain = None
+            if any(m in EXPLAINING_METRICS for m in config.metrics):
+                reexplain = functools.partial(_reexplain, explaining, run.explainers[label], run.states[label],
+                                              config.batch_size, mesh, config.seed, batch.indices[rows])
+            scores = score_maps(model, config.metrics, config.protocol, images, maps, chosen, batch.cells[rows],
+                                batch.indices[rows], mesh, batch_size=config.batch_size, alpha=config.localisation_alpha,
+                                iou_threshold=config.iou_threshold, seed=config.seed, reexplain=reexplain,
+                                num_classes=model.num_classes)
             written, scales = append_scaled(stores[label], maps)
             flags = map_flags(maps)
             if any(flags):
@@ -236,7 +201,8 @@ def summarise(records: list[dict], methods) -> list[dict]:
         timed = [r for r in mine if not r["includes_compile"]]
         row = {"method": method, "n": len(mine)}
         for name, column in (("deletion", "deletion"), ("insertion", "insertion"), ("gridpg", "gridpg"),
-                             ("localisation_miss", "localisation_error"), ("iou", "iou")):
+                             ("localisation_miss", "localisation_error"), ("iou", "iou"),
+                             *((field, field) for field in SCORE_FIELDS)):
             values = [r[name] for r in mine if name in r]
             row[column], row[f"{column}_se"] = _mean_se(values) if values else (float("nan"), float("nan"))
         row["intensity"] = float(np.mean([r["intensity"] for r in mine]))
@@ -254,7 +220,8 @@ def _has(rows: list[dict], column: str) -> bool:
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table, with the columns of the metrics that were computed."""
     columns = [("deletion", "deletion ↓", ".4f"), ("insertion", "insertion ↑", ".4f"), ("gridpg", "GridPG ↑", ".3f"),
-               ("localisation_error", "localisation error ↓", ".3f"), ("iou", "IoU ↑", ".3f")]
+               ("localisation_error", "localisation error ↓", ".3f"), ("iou", "IoU ↑", ".3f")] + [
+        (field, f"{field.replace('_', ' ')} {'↑' if higher else '↓'}", ".3f") for field, higher in SCORE_FIELDS.items()]
     columns = [c for c in columns if _has(rows, c[0])]
     header = "| method | n | " + " | ".join(c[1] for c in columns) + " | intensity | maps/s |"
     lines = [header, "| --- | ---: |" + " ---: |" * (len(columns) + 2)]
@@ -307,7 +274,8 @@ def write_reports(model: Model, config: EvaluationConfig, folder: RunFolder, sou
     out = folder.out
     records = [r for r in read_records(out / RECORDS) if r["index"] < n]
     rows = summarise(records, config.methods)
-    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if any(_has(rows, c) for c in GRID_SCORES) else ())
+    columns = SUMMARY_COLUMNS + (GRID_COLUMNS if any(_has(rows, c) for c in GRID_SCORES) else ()) + tuple(
+        column for field in SCORE_FIELDS if _has(rows, field) for column in (field, f"{field}_se"))
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -130,3 +130,116 @@ def batch_deletion_insertion(apply_fn, params, images, saliency, labels, zero_pi
 
     one = lambda example: deletion_insertion(prob_fn, *example, zero_pixel, protocol, chunk)
     return jax.lax.map(one, (images, saliency, labels))
+
+
+# ---- curves of other removal orders and substrates: pixel flipping, region perturbation, ROAD ----------------------
+
+def region_order(saliency: jax.Array, patch: int, order: str = "morf", key=None) -> jax.Array:
+    """The ``patch`` x ``patch`` regions of ``[H, W]`` saliency (the last row and column of regions may be smaller)
+    ranked by their summed relevance, most first (``"morf"``), least first (``"lerf"``) or at random; returns
+    ``[H, W]`` ranks of each pixel's region."""
+    height, width = saliency.shape
+    rows, cols = -(-height // patch), -(-width // patch)
+    region = (jnp.arange(height)[:, None] // patch) * cols + jnp.arange(width)[None, :] // patch
+    sums = jnp.zeros(rows * cols).at[region.reshape(-1)].add(saliency.reshape(-1))
+    if order == "random":
+        ranking = jax.random.permutation(key, rows * cols)
+    else:
+        ranking = jnp.argsort(-sums if order == "morf" else sums, stable=True)
+    rank_of = jnp.zeros(rows * cols, jnp.int32).at[ranking].set(jnp.arange(rows * cols))
+    return rank_of[region]
+
+
+def perturbation_curve(prob_fn, image, saliency, label, fill, *, patch: int = 8, steps: int = 100,
+                       per_step: int = 1, order: str = "morf", key=None, chunk: int = 32) -> jax.Array:
+    """The class score after each of ``steps`` steps, each replacing ``per_step`` more regions of ``patch`` x
+    ``patch`` pixels (ranked by :func:`region_order`) with ``fill`` (an image of the substrate): region
+    perturbation (Samek et al., 2016; Quantus RegionPerturbation: patch 8, 100 regions, one per step) or, with
+    ``patch=1``, pixel flipping (Bach et al., 2015; Quantus PixelFlipping with ``per_step`` pixels). ``[steps]``."""
+    ranks = region_order(saliency, patch, order, key)
+    counts = (jnp.arange(1, steps + 1) * per_step)
+    padded = -(-steps // chunk) * chunk
+    counts = jnp.concatenate([counts, jnp.full((padded - steps,), counts[-1])]).reshape(-1, chunk)
+
+    def score(chunk_counts):
+        moved = (ranks[None] < chunk_counts[:, None, None])[..., None]
+        return prob_fn(jnp.where(moved, fill[None], image[None]))[:, label]
+
+    return jax.lax.map(score, counts).reshape(-1)[:steps]
+
+
+ROAD_WEIGHTS = ((1, 1, 1 / 12), (0, 1, 1 / 6), (-1, 1, 1 / 12), (1, -1, 1 / 12), (0, -1, 1 / 6), (-1, -1, 1 / 12),
+                (1, 0, 1 / 6), (-1, 0, 1 / 6))  # (dy, dx, weight): the 8-neighbourhood of ROAD's imputation
+
+
+def _neighbour_sum(values: jax.Array) -> jax.Array:
+    """``sum_j w_j values[i + offset_j]`` over the 8 neighbours inside the image (zero outside), ``[H, W, C]``."""
+    height, width = values.shape[:2]
+    padded = jnp.pad(values, ((1, 1), (1, 1), (0, 0)))
+    return sum(w * padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width] for dy, dx, w in ROAD_WEIGHTS)
+
+
+def linear_imputation(image: jax.Array, removed: jax.Array, *, iterations: int = 2000, tol: float = 1e-7) -> jax.Array:
+    """``image`` ``[H, W, C]`` with the ``removed`` ``[H, W]`` pixels replaced by ROAD's linear imputation (Rong et
+    al., 2022): each removed pixel is the weighted mean of its 8 neighbours (weights 1/6 beside, 1/12 diagonal),
+    known or removed; the linear system is solved by conjugate gradients on the device (Quantus solves it with
+    scipy's sparse solver)."""
+    mask = removed[..., None].astype(image.dtype)
+    known = image * (1.0 - mask)
+    ones = jnp.ones_like(image[..., :1])
+    degree = _neighbour_sum(ones)  # sum of the weights of the neighbours inside the image
+    rhs = _neighbour_sum(known) * mask
+
+    def operator(u):
+        u = u * mask
+        return (degree * u - _neighbour_sum(u) * mask) + (1.0 - mask) * u  # identity outside the removed pixels
+
+    solution, _ = jax.scipy.sparse.linalg.cg(operator, rhs, tol=tol, maxiter=iterations)
+    return known + solution * mask
+
+
+def road_curve(prob_fn, image, saliency, label, key, *, percentages=tuple(range(1, 100, 2)), order: str = "morf",
+               noise: float = 0.01) -> tuple[jax.Array, jax.Array]:
+    """ROAD (Rong et al., 2022): for each percentage, the ``p`` % most (``order="morf"``) or least (``"lerf"``)
+    relevant pixels are imputed linearly from their neighbours plus Gaussian noise of standard deviation ``noise``
+    (in [0, 1] pixel units); returns the class probability and whether the class is still the top-1, each
+    ``[len(percentages)]``. Quantus ROAD scores the MoRF order by the top-1 alone."""
+    height, width = saliency.shape
+    ranks = pixel_ranks(saliency if order == "morf" else -saliency)
+
+    def one(args):
+        percentage, k = args
+        removed = ranks < jnp.floor(height * width * percentage / 100).astype(jnp.int32)
+        imputed = linear_imputation(image, removed)
+        imputed = imputed + noise * jax.random.normal(k, image.shape) * removed[..., None]
+        probabilities = prob_fn(imputed[None])[0]
+        return probabilities[label], jnp.argmax(probabilities) == label
+
+    percentages = jnp.asarray(percentages, jnp.float32)
+    keys = jax.random.split(key, len(percentages))
+    return jax.lax.map(one, (percentages, keys))
+
+
+def faithfulness_correlation(score_fn, image, saliency, label, fill, key, *, runs: int = 100,
+                             subset: int = 224) -> jax.Array:
+    """Faithfulness correlation (Bhatt et al., 2020; Quantus FaithfulnessCorrelation): over ``runs`` random subsets of
+    ``subset`` pixels replaced by ``fill``, the Pearson correlation between the attribution summed over each subset
+    and the drop of the class score it causes (``score_fn``: images -> scores ``[N, K]``; Quantus uses logits).
+    Higher is better."""
+    flat = saliency.reshape(-1)
+    keys = jax.random.split(key, runs)
+    subsets = jax.vmap(lambda k: jax.random.choice(k, flat.size, (subset,), replace=False))(keys)
+    clean = score_fn(image[None])[0, label]
+
+    def drop(indices):
+        removed = jnp.zeros(flat.size, bool).at[indices].set(True).reshape(saliency.shape)[..., None]
+        return clean - score_fn(jnp.where(removed, fill, image)[None])[0, label]
+
+    drops = jax.lax.map(drop, subsets)
+    sums = flat[subsets].sum(-1)
+    return pearson(sums, drops)
+
+
+def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
+    a, b = a - a.mean(), b - b.mean()
+    return (a * b).sum() / jnp.sqrt((a ** 2).sum() * (b ** 2).sum())

@@ -118,3 +118,25 @@ def mask_iou(saliency: jax.Array, region: jax.Array, threshold: float = IOU_THRE
     inter = jnp.sum(selected & region)
     union = jnp.sum(selected | region)
     return jnp.where(union > 0, inter / jnp.maximum(union, 1), 0.0)
+
+
+def relevance_mass_accuracy(saliency: jax.Array, regions: jax.Array) -> jax.Array:
+    """Share of the attribution that lies in the region (Arras et al., 2022; Quantus RelevanceMassAccuracy, which
+    keeps the sign): ``sum(a * s) / sum(a)`` per map ``[B, H, W]`` against masks ``[B, H, W]``; NaN for an empty
+    region. Higher is better."""
+    a = saliency.reshape(saliency.shape[0], -1)
+    s = regions.reshape(regions.shape[0], -1).astype(a.dtype)
+    return jnp.where(s.sum(-1) > 0, (a * s).sum(-1) / a.sum(-1), jnp.nan)
+
+
+def relevance_rank_accuracy(saliency: jax.Array, regions: jax.Array) -> jax.Array:
+    """Share of the region's ``K`` pixels among the ``K`` most relevant ones (Arras et al., 2022; Quantus
+    RelevanceRankAccuracy) per map ``[B, H, W]``; ties broken by position; NaN for an empty region."""
+
+    def one(a, s):
+        a, s = a.reshape(-1), s.reshape(-1).astype(bool)
+        k = s.sum()
+        rank = jnp.zeros_like(a, jnp.int32).at[jnp.argsort(-a, stable=True)].set(jnp.arange(a.size))
+        return jnp.where(k > 0, jnp.sum(s & (rank < k)) / jnp.maximum(k, 1), jnp.nan)
+
+    return jax.vmap(one)(saliency, regions)
