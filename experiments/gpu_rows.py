@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

@@ -45,6 +45,7 @@ def prepare_splits() -> None:
 
 
 def run(names: list[str]) -> None:
+    os.environ.setdefault("TFDS_DATA_DIR", str(REPO / "runs" / "tfds"))  # CIFAR-10 is prepared there on first use
     prepare_splits()
     for name in names:
         job = JOBS / f"{name}.toml"

@@ -25,7 +25,7 @@ from jaxplain.runs.folder import RunFolder
 from jaxplain.interrupts import interruptible
 from jaxplain.runs.loop import file_label
 from jaxplain.validation import check_labels
-from jaxplain.viz import save_overlay, write_index
+from jaxplain.viz import save_input, save_overlay, write_index
 
 TOP_K = 5
 AUDIO_KEEP = 0.25  # share of time-frequency bins kept in a method's masked clip
@@ -130,21 +130,24 @@ def _write_outputs(folder: RunFolder, model: Model, methods, paths, stems, image
             "overlays": {},
         }
         record["details"] = {m: {k: float(v[i]) for k, v in details[m].items()} for m in methods if details[m]}
+        shown = f"overlays/inputs/{stems[i]}.png"
+        save_input(folder.path(shown), images[i])
+        written.append(shown)
         for method in methods:
             rel = f"overlays/{stems[i]}_{file_label(method)}.png"
-            save_overlay(folder.path(rel), images[i], maps[method][i],
-                         f"{method}: {record['class_name']} ({record['probability']:.1%})")
+            save_overlay(folder.path(rel), images[i], maps[method][i])
             record["overlays"][method] = rel
             written.append(rel)
-        cells = dict(record["overlays"])
+        cells, shown = dict(record["overlays"]), [shown]
         if _is_audio(model):
             clip, *masked = _write_clips(folder, stems[i], model, path, {m: maps[m][i] for m in methods})
             written += [clip, *masked]
             record["clip"], record["masked_clips"] = clip, dict(zip(methods, masked))
-            cells = {"clip": [clip]} | {m: [cells[m], record["masked_clips"][m]] for m in methods}
+            shown.append(clip)
+            cells = {m: [cells[m], record["masked_clips"][m]] for m in methods}
         records.append(record)
         caption = f"{Path(path).name}: {record['class_name']} ({record['probability']:.1%})"
-        rows.append({"caption": caption, "cells": cells})
+        rows.append({"caption": caption, "input": shown, "cells": cells})
     with atomic_path(folder.path("results.npz")) as tmp:
         np.savez_compressed(
             tmp,
@@ -155,8 +158,7 @@ def _write_outputs(folder: RunFolder, model: Model, methods, paths, stems, image
         )
     folder.write_text("results.json", json.dumps({"model": model.name, "methods": list(methods), "images": records},
                                                  indent=1))
-    columns = (["clip"] if _is_audio(model) else []) + list(methods)
-    write_index(folder.path("index.html"), title, rows, columns, notes=f"model {model.name}; seed {seed}",
+    write_index(folder.path("index.html"), title, rows, list(methods), notes=f"model {model.name}; seed {seed}",
                 extra_html=extra_html)
     for under in ("overlays", "audio"):  # an earlier run's pictures and clips must not stay beside these
         folder.remove_stale(written, under)

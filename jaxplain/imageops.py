@@ -48,11 +48,20 @@ def fill_like(image: jax.Array, colour) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(colour, image.dtype), image.shape)
 
 
-def minmax(maps: jax.Array, axes=(-2, -1)) -> jax.Array:
-    """Min-max normalises maps over ``axes`` to [0, 1]; constant maps become zeros."""
+def minmax(maps, axes=(-2, -1), eps: float | None = None):
+    """Min-max normalises maps over ``axes`` (``None``: all) to [0, 1]; constant maps become zeros.
+
+    The one min-max of the project. A NumPy array stays NumPy (host-side float64 work such as the
+    localisation boxes); anything else is computed with ``jax.numpy``. ``eps`` reproduces reference code
+    that divides by ``high - low + eps`` instead of treating a constant map apart.
+    """
+    xp = np if isinstance(maps, np.ndarray) else jnp
     low = maps.min(axis=axes, keepdims=True)
     high = maps.max(axis=axes, keepdims=True)
-    return jnp.where(high > low, (maps - low) / jnp.where(high > low, high - low, 1.0), 0.0)
+    if eps is not None:
+        return (maps - low) / (high - low + eps)
+    spread = high - low
+    return xp.where(spread > 0, (maps - low) / xp.where(spread > 0, spread, 1.0), 0.0)
 
 
 def align_corners_matrix(size_in: int, size_out: int) -> np.ndarray:

@@ -100,8 +100,7 @@ def run_job(model: Model, config: JobConfig, out: str | Path, *, data_dir=None, 
                             "scale": float(scales[j]), "details": {k: float(v[j]) for k, v in details.items()}})
                 if index < config.examples:
                     name = f"overlays/{index:06d}_{file_label(label)}.png"
-                    save_overlay(folder.path(name), batch.images[r], maps[j],
-                                 f"{label}: {model.class_names[int(targets[r])]}")
+                    save_overlay(folder.path(name), batch.images[r], maps[j])
             append_records(journal, new)
 
         def saved() -> str:

@@ -35,7 +35,7 @@ from jaxplain.runs.identity import RUN, Request
 from jaxplain.runs.journal import append_records, read_records
 from jaxplain.runs.loop import check_positive, file_label, prepare_run, run_batches, todo_items
 from jaxplain.runs.store import MapStore, append_scaled, valid_rows
-from jaxplain.viz import html_table, save_overlay, write_index
+from jaxplain.viz import html_table, save_input, save_overlay, write_index
 
 RECORDS = "records.jsonl"
 
@@ -290,16 +290,18 @@ def write_reports(model: Model, config: EvaluationConfig, folder: RunFolder, sou
     if shown:
         batch = load_items(source, shown, model.preprocessing)
         for image, index, image_id in zip(batch.images, shown, batch.ids):
-            cells = {}
+            picture = f"overlays/inputs/{index:05d}.png"
+            save_input(folder.path(picture), image)
+            cells, notes, caption = {}, {}, str(image_id)
             for method in config.methods:
                 record = next((r for r in records if r["method"] == method and r["index"] == index), None)
                 if record is not None and "row" in record:
                     saliency = np.load(out / maps_file(method), mmap_mode="r")[record["row"]].astype(np.float32)
                     rel = f"overlays/{index:05d}_{file_label(method)}.png"
-                    save_overlay(folder.path(rel), image, saliency * record["scale"],
-                                 f"{method}: {model.class_names[record['label']]}\n{_score_caption(record)}")
-                    cells[method] = rel
-            page_rows.append({"caption": str(image_id), "cells": cells})
+                    save_overlay(folder.path(rel), image, saliency * record["scale"])
+                    cells[method], notes[method] = rel, _score_caption(record)
+                    caption = f"{image_id}: {model.class_names[record['label']]}"
+            page_rows.append({"caption": caption, "input": picture, "cells": cells, "notes": notes})
     formats = {c: ".4f" for c in ("deletion", "deletion_se", "insertion", "insertion_se")} | {
         c: ".3f" for c in ("intensity", *GRID_COLUMNS)} | {"maps_per_s": ".2f"}
     summary = html_table(rows, columns, formats)

@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from jaxplain.errors import UsageError
@@ -118,6 +119,24 @@ def each_image(one: Callable, images, labels, key=None, *extras, sequential: boo
     else:
         fn, batched = one, (images, labels, keys, *extras)
     return map_images(fn, *batched) if sequential else jax.vmap(fn)(*batched)
+
+
+def minimise(loss: Callable, params, optimiser, steps: int, *, opt_state=None, xs=None, project: Callable | None = None):
+    """``steps`` optax updates of ``params`` on ``loss(params)`` (or ``loss(params, x)`` for each ``x`` of ``xs``) in
+    one ``lax.scan``, each followed by ``project`` (a clamp, ...) when given; returns ``(params, opt_state)``. The one
+    fitting loop of the per-image optimisation methods (GFI, extremal perturbation, relabel's student, the
+    surrogate's refinement)."""
+    opt_state = optimiser.init(params) if opt_state is None else opt_state
+
+    def step(carry, x):
+        params, opt_state = carry
+        grads = jax.grad(loss)(params) if xs is None else jax.grad(loss)(params, x)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return (params if project is None else project(params), opt_state), None
+
+    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), xs, length=None if xs is not None else steps)
+    return params, opt_state
 
 
 def require_feature(features: dict, layer: str) -> Array:

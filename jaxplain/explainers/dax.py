@@ -125,6 +125,10 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     * ``"adversarial"``: the student minimises ``e_k + e_c`` (it reads the teacher from both inputs as well as
       it can) and the mask ``e_k - e_c`` (a gradient reversal on the mask in the complement), so the mask
       is rewarded for leaving nothing in the complement from which the teacher can be read.
+    * ``"surrogate"``: the student learns the teacher from the perturbed inputs themselves, ``e_x``, and never from
+      a masked one; the mask alone minimises ``e_k - e_c`` through the student held fixed. The student is then a
+      local surrogate of the teacher that cannot tell kept from removed inputs by anything but their content, and
+      the mask must keep the evidence it reads and take it from the complement.
 
     ``mask_area`` weighs the mask's mean (its area) in the mask's loss: the reference's commented-out area term,
     without which a mask that keeps everything is as good as one that keeps the evidence. Where the mask removes,
@@ -141,13 +145,20 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
         return out, updates["batch_stats"]
 
     kept_key, removed_key = jax.random.split(key)
+    error = lambda out: jnp.mean(weights * (out - targets) ** 2)
     kept_input, _ = student_views(inputs, mask, fill)
     _, removed_input = student_views(inputs, reverse_gradient(mask) if complement == "adversarial" else mask, fill)
+    if complement == "surrogate":
+        raw, batch_stats = student_pass(inputs, batch_stats, jax.random.fold_in(key, 2), variables["student"])
+        fixed = {"params": jax.lax.stop_gradient(variables["student"]), "batch_stats": batch_stats}
+        kept = student.apply(fixed, kept_input, train=False)  # the surrogate as it stands: its running statistics
+        removed = student.apply(fixed, removed_input, train=False)
+        loss = error(raw) + error(kept) - error(removed) + mask_area * jnp.mean(soft)
+        return loss, (batch_stats, (error(kept), error(removed)))
     kept, batch_stats = student_pass(kept_input, batch_stats, kept_key, variables["student"])
     fixed = jax.lax.stop_gradient(variables["student"]) if complement == "mask" else variables["student"]
     removed, batch_stats = student_pass(removed_input, batch_stats, removed_key, fixed)
-    kept_error = jnp.mean(weights * (kept - targets) ** 2)
-    removed_error = jnp.mean(weights * (removed - targets) ** 2)
+    kept_error, removed_error = error(kept), error(removed)
     sign = 1.0 if complement == "adversarial" else -1.0  # the reversal turns the mask's + into -
     loss = kept_error + sign * removed_error + mask_area * jnp.mean(soft)
     return loss, (batch_stats, (kept_error, removed_error))
@@ -233,8 +244,9 @@ class DaxSettings(Settings):
                                 at_least=0)
     border: int | None = setting(None, "outermost pixels of each mask set to zero (None: 7 px at 128 px, scaled)",
                                  at_least=0)
-    complement: str = setting("joint", "how the complement term trains: joint (the reference), mask only, or "
-                                       "adversarial", choices=("joint", "mask", "adversarial"))
+    complement: str = setting("joint", "how the complement term trains: joint (the reference), mask only, "
+                                       "adversarial, or surrogate (the student learns the unmasked perturbations)",
+                              choices=("joint", "mask", "adversarial", "surrogate"))
     masked_fill: str = setting("zero", "what the student sees where the mask removes: black (the reference) or "
                                        "the perturbations' fill", choices=("zero", "segment_mean"))
     mask_area: float = setting(0.0, "weight of the mask's mean in the loss", at_least=0.0)

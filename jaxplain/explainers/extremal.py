@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, each_image, select, stateless
+from jaxplain.explainers.base import Explainer, each_image, minimise, select, stateless
 from jaxplain.explainers.registry import Method
 from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.imageops import blend, gaussian_blur
@@ -76,14 +76,9 @@ def build(settings: ExtremalSettings) -> Explainer:
             area_loss = jnp.mean((jnp.sort(mask.reshape(-1)) - reference) ** 2)
             return -logit + weight * area_loss
 
-        def step(carry, t):
-            grid, opt_state = carry
-            weight = area_weight ** (t / max(iterations - 1, 1))
-            grads = jax.grad(energy)(grid, weight)
-            updates, opt_state = optimiser.update(grads, opt_state)
-            return (jnp.clip(optax.apply_updates(grid, updates), 0.0, 1.0), opt_state), None
-
-        (grid, _), _ = jax.lax.scan(step, (grid, optimiser.init(grid)), jnp.arange(iterations))
+        weight = lambda t: area_weight ** (t / max(iterations - 1, 1))
+        grid, _ = minimise(lambda g, t: energy(g, weight(t)), grid, optimiser, iterations, xs=jnp.arange(iterations),
+                           project=lambda g: jnp.clip(g, 0.0, 1.0))
         return smooth_mask(grid, height, width, sigma)
 
     def explain_one(state, params, image, label, _):

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, each_image, require_feature, stateless
+from jaxplain.explainers.base import Explainer, each_image, minimise, require_feature, stateless
 from jaxplain.explainers.registry import Method
 from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.imageops import blend, gaussian_blur, minmax, resize_align_corners
@@ -145,18 +145,11 @@ def build(settings: GfiSettings) -> Explainer:
             scores = scores_of(state.model, params, pair)[:, label]
             return -scores[0] + s.suppress_weight * scores[1] + s.target_penalty * norm(weights)
 
-        def run(loss, carry, count):
-            def step(carry, _):
-                weights, opt_state = carry
-                updates, opt_state = optimiser.update(jax.grad(loss)(weights), opt_state)
-                weights = optax.apply_updates(weights, updates)
-                return (weights if signed else jnp.maximum(weights, 0.0), opt_state), None
-
-            return jax.lax.scan(step, carry, None, length=count)[0]
-
+        project = None if signed else (lambda w: jnp.maximum(w, 0.0))
         weights = jnp.full((activation.shape[-1],), s.initial_weight, jnp.float32)
-        carry = run(inversion_loss, (weights, optimiser.init(weights)), s.inversion_steps)
-        weights, _ = run(target_loss, carry, s.steps - s.inversion_steps)
+        weights, opt_state = minimise(inversion_loss, weights, optimiser, s.inversion_steps, project=project)
+        weights, _ = minimise(target_loss, weights, optimiser, s.steps - s.inversion_steps, opt_state=opt_state,
+                              project=project)
         return mask_of(weights)
 
     def explain(state, params, images, labels, *, key):

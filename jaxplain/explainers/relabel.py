@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, ModelHandle, State, each_image
+from jaxplain.explainers.base import Explainer, ModelHandle, State, each_image, minimise
 from jaxplain.explainers.registry import Method
 from jaxplain.explainers.rise import random_masks
 from jaxplain.explainers.settings import Preset, Settings, setting
@@ -251,12 +251,7 @@ def fit_student(config: RelabelSettings, features, same, soft):
         hard_loss = optax.softmax_cross_entropy_with_integer_labels(logits, y_train).mean()
         return config.soft_weight * soft_loss + config.hard_weight * hard_loss + config.l2 * jnp.sum(p["w"] ** 2)
 
-    def step(carry, _):
-        p, opt_state = carry
-        updates, opt_state = optimiser.update(jax.grad(loss)(p), opt_state)
-        return (optax.apply_updates(p, updates), opt_state), None
-
-    (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), None, length=config.student_steps)
+    params, _ = minimise(loss, params, optimiser, config.student_steps)
     predicted = jnp.argmax(features @ params["w"] + params["b"], -1) == SAME
     weights = params["w"][:, SAME] - params["w"][:, SHIFTED]
     held_out = balanced_accuracy(predicted[n:], same[n:]) if n < len(same) else jnp.nan  # no held-out share: unknown

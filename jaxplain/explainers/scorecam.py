@@ -11,10 +11,10 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-from jaxplain.explainers.base import Explainer, map_images, require_feature, resize_maps, select, stateless
+from jaxplain.explainers.base import Explainer, each_image, require_feature, resize_maps, select, stateless
 from jaxplain.explainers.registry import Method
 from jaxplain.explainers.settings import Preset, Settings, setting
-from jaxplain.imageops import align_corners_matrix, blend, fill_like
+from jaxplain.imageops import align_corners_matrix, blend, fill_like, minmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +40,7 @@ def build(settings: ScorecamSettings) -> Explainer:
 
         def scores(chunk_maps):
             masks = jnp.einsum("Hh,chw,Ww->cHW", rows, chunk_maps, cols)
-            low = masks.min(axis=(1, 2), keepdims=True)
-            high = masks.max(axis=(1, 2), keepdims=True)
-            masks = (masks - low) / (high - low + 1e-8)
+            masks = minmax(masks, eps=1e-8)
             logits = state.model.logits(params, blend(image[None], fill[None], masks))
             return select(logits, jnp.broadcast_to(label, (chunk,)))
 
@@ -54,7 +52,8 @@ def build(settings: ScorecamSettings) -> Explainer:
         del key
         _, features = state.model.apply_fn(params, images)
         activations = require_feature(features, layer)
-        cams = map_images(lambda *example: explain_one(state, params, *example), images, labels, activations)
+        one = lambda image, label, _key, activation: explain_one(state, params, image, label, activation)
+        cams = each_image(one, images, labels, None, activations)
         return resize_maps(cams, images.shape[1:3])
 
     return stateless(settings, explain)

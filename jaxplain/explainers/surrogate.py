@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxplain.explainers.base import Explainer, ModelHandle, State
+from jaxplain.explainers.base import Explainer, ModelHandle, State, minimise
 from jaxplain.explainers.registry import Method
 from jaxplain.explainers.settings import Preset, Settings, setting
 from jaxplain.nets.surrogate_objective import deletion_loss, explanation_loss, sparsity_loss
@@ -78,15 +78,7 @@ def refine_maps(model: ModelHandle, params, images, maps, labels, *, steps: int,
             loss = loss + deletion_weight * deletion_loss(model.apply_fn, params, images, h, labels, fill)
         return loss.sum()  # per-image terms: each offset's gradient is its own image's
 
-    optimiser = optax.adam(learning_rate)
-
-    def step(carry, _):
-        offset, opt_state = carry
-        updates, opt_state = optimiser.update(jax.grad(objective)(offset), opt_state)
-        return (optax.apply_updates(offset, updates), opt_state), None
-
-    offset = jnp.zeros(grid, jnp.float32)
-    (offset, _), _ = jax.lax.scan(step, (offset, optimiser.init(offset)), None, length=steps)
+    offset, _ = minimise(objective, jnp.zeros(grid, jnp.float32), optax.adam(learning_rate), steps)
     return refined(offset)
 
 

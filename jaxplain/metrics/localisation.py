@@ -78,8 +78,7 @@ def largest_region_box(saliency: np.ndarray, alpha: float = LOCALISATION_ALPHA) 
     from scipy import ndimage
 
     saliency = np.asarray(saliency, np.float64)
-    low, high = saliency.min(), saliency.max()
-    normalised = (saliency - low) / (high - low) if high > low else np.zeros_like(saliency)
+    normalised = minmax(saliency, axes=None)
     above = normalised > alpha * normalised.mean()
     labels, count = ndimage.label(above, structure=np.ones((3, 3)))
     if count == 0:

@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxplain.imageops import minmax
+
 from jaxplain.models.layers import LoopConv, torch_initialisers
 
 
@@ -36,8 +38,7 @@ class MaskNet(nn.Module):
         h = jnp.repeat(jnp.repeat(h, self.pool, axis=1), self.pool, axis=2)  # nearest upsampling
         h = nn.leaky_relu(h)
         axes = tuple(range(1, h.ndim)) if self.per_sample else None
-        low, high = h.min(axis=axes, keepdims=True), h.max(axis=axes, keepdims=True)
-        return (h - low) / jnp.maximum(high - low, 1e-12)
+        return minmax(h, axes=axes)
 
 
 class StudentNet(nn.Module):
