@@ -154,7 +154,8 @@ def test_explaining_into_a_used_folder_leaves_no_stale_overlays(inputs, tmp_path
     assert main(["explain", str(inputs["photo"]), "--model", "tiny", "--method", "gradcam,gradient",
                  "--out", str(out)]) == 0
     assert main(["explain", str(inputs["photo"]), "--model", "tiny", "--method", "gradcam", "--out", str(out)]) == 0
-    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["000_a_gradcam.png"]
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["000_a_gradcam.png", "inputs"]
+    assert [p.name for p in (out / "overlays" / "inputs").iterdir()] == ["000_a.png"]
     assert json.loads((out / "results.json").read_text())["methods"] == ["gradcam"]
 
 

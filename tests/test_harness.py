@@ -83,7 +83,7 @@ def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tm
     with pytest.raises(UsageError, match="holds the methods"):
         evaluate(tiny_model, dataclasses.replace(config(folder, limit=2), methods={"gradcam": {}}), out)
     recorded = json.loads((out / "run.json").read_text())
-    assert recorded["protocol"] == "fast" and recorded["methods"]["rise"]["settings"] == {
+    assert recorded["protocol"] == "rise_fast" and recorded["methods"]["rise"]["settings"] == {
         "num_masks": 20, "grid": 7, "p": 0.5, "mask_resize": "edge", "chunk": 10}  # every resolved value
 
 
@@ -253,7 +253,7 @@ def test_maps_per_second_leaves_out_the_batches_that_compiled():
 def test_grid_scores_compute_only_the_metrics_asked_for_with_iou_by_hand():
     """IoU with the cell (DAX paper, map thresholded at 0.2 of its range): a map of exactly the cell scores 1,
     of the top half 1/2 for a top cell and 0 for a bottom one; metrics not asked for are absent."""
-    from jaxplain.evaluation.harness import grid_scores
+    from jaxplain.evaluation.scoring import grid_scores
 
     top_left = np.zeros((8, 8), np.float32)
     top_left[:4, :4] = 1.0

@@ -182,7 +182,7 @@ def test_a_surrogate_on_the_teachers_own_features_trains_loads_and_reads_the_tea
 
 
 def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
-    """Today's shipped CIFAR-10 surrogate (teacher features), the fast one (features up to ``layer2``), the one
+    """The shipped CIFAR-10 surrogate (teacher features), the one
     fine-tuned on refined maps and the from-scratch one (an artefact written before ``features`` was recorded) all
     load for the real teacher and give the same map alone as in a batch; so does the preset's map refined per
     image. The fine-tuned network's maps are its own, not the preset's."""
@@ -192,7 +192,7 @@ def test_the_shipped_cifar10_surrogates_load_and_explain_batch_invariantly():
     model = load_model("cifar10_resnet_small")
     images = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
     for checkpoint in (None, *(str(project_checkpoints() / f"surrogate_cifar10_resnet_small_{variant}")
-                               for variant in ("fast", "distilled", "scratch"))):
+                               for variant in ("distilled", "scratch"))):
         maps = runner.explain(model, "surrogate", images, checkpoint=checkpoint)
         alone = runner.explain(model, "surrogate", images[1:2], checkpoint=checkpoint)
         assert maps.shape == (3, 32, 32) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
