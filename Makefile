@@ -26,7 +26,7 @@ demo: install
 
 test: install-test
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=15
 
 clean:
 	rm -rf $(VENV) demo_out

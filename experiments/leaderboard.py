@@ -44,13 +44,15 @@ def prepare_splits() -> None:
                         str(data_root() / "imagenet-dev"), "odd", str(target), "--skip", "8"], check=True)
 
 
-def run(names: list[str]) -> None:
+def run(names: list[str], limit: int | None = None) -> None:
     os.environ.setdefault("TFDS_DATA_DIR", str(REPO / "runs" / "tfds"))  # CIFAR-10 is prepared there on first use
     prepare_splits()
     for name in names:
         job = JOBS / f"{name}.toml"
         print(f"=== {name}", flush=True)
-        subprocess.run(["jaxplain", "evaluate", "--config", str(job)], check=True, cwd=REPO)
+        first = ["--limit", str(limit)] if limit else []  # a later run without it resumes to the file's limit
+        jaxplain = str(Path(sys.executable).with_name("jaxplain"))  # the one installed beside this Python
+        subprocess.run([jaxplain, "evaluate", "--config", str(job), *first], check=True, cwd=REPO)
 
 
 def keep(name: str) -> Path:
@@ -74,10 +76,12 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run (or resume) leaderboard evaluations")
     run_parser.add_argument("names", nargs="*", help="job files of experiments/leaderboard/ (default: all)")
+    run_parser.add_argument("--limit", type=int, help="only the first N images this time (fewer than the job "
+                                                          "file's; the tables say n)")
     commands.add_parser("write", help="regenerate results/leaderboard and the tables in results/README.md")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.names or sorted(p.stem for p in JOBS.glob("*.toml")))
+        run(args.names or sorted(p.stem for p in JOBS.glob("*.toml")), args.limit)
     else:
         from experiments.leaderboard_tables import write_tables  # noqa: PLC0415
 

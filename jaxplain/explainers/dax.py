@@ -149,12 +149,8 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     kept_input, _ = student_views(inputs, mask, fill)
     _, removed_input = student_views(inputs, reverse_gradient(mask) if complement == "adversarial" else mask, fill)
     if complement == "surrogate":
-        raw, batch_stats = student_pass(inputs, batch_stats, jax.random.fold_in(key, 2), variables["student"])
-        fixed = {"params": jax.lax.stop_gradient(variables["student"]), "batch_stats": batch_stats}
-        kept = student.apply(fixed, kept_input, train=False)  # the surrogate as it stands: its running statistics
-        removed = student.apply(fixed, removed_input, train=False)
-        loss = error(raw) + error(kept) - error(removed) + mask_area * jnp.mean(soft)
-        return loss, (batch_stats, (error(kept), error(removed)))
+        return surrogate_loss(variables, batch_stats, student, inputs, kept_input, removed_input, error, key,
+                              mask_area * jnp.mean(soft))
     kept, batch_stats = student_pass(kept_input, batch_stats, kept_key, variables["student"])
     fixed = jax.lax.stop_gradient(variables["student"]) if complement == "mask" else variables["student"]
     removed, batch_stats = student_pass(removed_input, batch_stats, removed_key, fixed)
@@ -162,6 +158,33 @@ def dax_loss(variables, batch_stats, mask_net: MaskNet, student: StudentNet, inp
     sign = 1.0 if complement == "adversarial" else -1.0  # the reversal turns the mask's + into -
     loss = kept_error + sign * removed_error + mask_area * jnp.mean(soft)
     return loss, (batch_stats, (kept_error, removed_error))
+
+
+def surrogate_loss(variables, batch_stats, student: StudentNet, inputs, kept_input, removed_input, error, key,
+                   area_term):
+    """The ``"surrogate"`` objective: the student fits the perturbed inputs, and the mask, through the student
+    held fixed, minimises the error on the kept input less the error on the removed one.
+
+    The three batches go through the student in one pass whose batch normalisation takes its statistics from the
+    perturbed inputs alone, so the kept and removed inputs are read exactly as the surrogate reads its own data.
+    (Its running statistics lag the weights, which move fast at the start: read through them, the surrogate
+    saturates and every mask looks alike to it.)"""
+    size = inputs.shape[0]
+    rows = jnp.arange(3 * size) < size
+    params = {"raw": variables["student"], "fixed": jax.lax.stop_gradient(variables["student"])}
+
+    def outputs(student_params, batch):
+        out, updates = student.apply({"params": student_params, "batch_stats": batch_stats}, batch, train=True,
+                                     statistics_rows=rows, rngs={"dropout": key}, mutable=["batch_stats"])
+        return out, updates["batch_stats"]
+
+    # the student's own fit (gradients to the student), and the mask's two views (gradients to the mask only)
+    raw, new_stats = outputs(params["raw"], jnp.concatenate([inputs, jax.lax.stop_gradient(kept_input),
+                                                              jax.lax.stop_gradient(removed_input)]))
+    views, _ = outputs(params["fixed"], jnp.concatenate([jax.lax.stop_gradient(inputs), kept_input, removed_input]))
+    kept, removed = views[size:2 * size], views[2 * size:]
+    loss = error(raw[:size]) + error(kept) - error(removed) + area_term
+    return loss, (new_stats, (error(kept), error(removed)))
 
 
 def hsv_scaled(images: jax.Array, selected: jax.Array | None = None) -> jax.Array:

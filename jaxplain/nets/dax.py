@@ -47,12 +47,16 @@ class StudentNet(nn.Module):
     torch_init: bool = False
 
     @nn.compact
-    def __call__(self, x, train: bool):
+    def __call__(self, x, train: bool, statistics_rows: jax.Array | None = None):
+        """Outputs ``[B]``. In training, batch normalisation uses the statistics of the whole batch, or of the rows
+        where ``statistics_rows`` ``[B]`` is true (other rows are normalised as those are, and do not move the
+        running statistics)."""
         x = x.reshape(x.shape[0], -1)
         dense = lambda n, fan_in: (nn.Dense(n, kernel_init=torch_initialisers(fan_in)[0],
                                             bias_init=torch_initialisers(fan_in)[1]) if self.torch_init else nn.Dense(n))
         h = nn.leaky_relu(dense(self.hidden, x.shape[-1])(x))
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+        rows = None if statistics_rows is None else statistics_rows[:, None]
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h, mask=rows)
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
         return nn.sigmoid(dense(1, self.hidden)(h))[:, 0]
 
