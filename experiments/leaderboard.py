@@ -61,8 +61,10 @@ def keep(name: str) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for file in ("summary.csv", "summary.md", "run.json"):
         (target / file).write_bytes((source / file).read_bytes())
+    with open(source / "summary.csv") as f:  # the images of the run's last limit (a later run may go further)
+        done = max(int(row["n"]) for row in csv.DictReader(f))
     with open(source / "records.jsonl") as f:
-        records = [json.loads(line) for line in f if line.strip()]
+        records = [r for r in map(json.loads, filter(str.strip, f)) if r["index"] < done]
     columns = ["method", "index", "id", "label"] + [s for s in SCORES if any(s in r for r in records)]
     with gzip.open(target / "scores.csv.gz", "wt", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
@@ -83,12 +85,12 @@ def main() -> None:
     if args.command == "run":
         run(args.names or sorted(p.stem for p in JOBS.glob("*.toml")), args.limit)
     else:
-        from experiments.leaderboard_tables import write_tables  # noqa: PLC0415
+        from leaderboard_tables import write_tables  # noqa: PLC0415 - beside this script
 
         for folder in sorted(RUNS.iterdir()) if RUNS.exists() else ():
             if (folder / "summary.csv").exists():
                 keep(folder.name)
-        write_tables(RESULTS, REPO / "results" / "README.md")
+        write_tables(REPO / "results", REPO / "results" / "README.md")
 
 
 if __name__ == "__main__":

@@ -37,9 +37,10 @@ class Table:
 
 
 IMAGENET = Table(
-    "ImageNet: EfficientNet-Lite0, 64 test images",
-    "The first 64 images of the imagenet-dev test split (odd rows less the first 8; no choice of any default was made "
-    "on them), each explained for the class the teacher predicts. Deletion and insertion follow the RISE authors' "
+    "ImageNet: EfficientNet-Lite0, imagenet-dev test split",
+    "The first images of the imagenet-dev test split (odd rows less the first 8; no choice of any default was made "
+    "on them; the job files ask for 64, n says how many each row has so far), each explained for the class the "
+    "teacher predicts. Deletion and insertion follow the RISE authors' "
     "code (`rise_fast`: their `gkern(11, 5)` insertion substrate and pixel order, 1792 px per step; checked against a "
     "port of their `CausalMetric`, tests/test_rise_metric_parity.py).",
     (Row("relabel", "imagenet_relabel", "relabel"), Row("relabel:paper", "imagenet_relabel", "relabel:paper"),
@@ -171,9 +172,16 @@ def speed(folder: Path, method: str) -> str:
     return "—"
 
 
+def run_folder(results: Path, folder: str) -> Path:
+    """Where a row's run is kept: ``results/studies/NAME`` for a development study's, else
+    ``results/leaderboard/NAME``."""
+    return results / folder if folder.startswith("studies/") else results / "leaderboard" / folder
+
+
 def render(table: Table, results: Path) -> str:
+    """One table in markdown, from the runs kept under ``results`` (the repository's results/)."""
     cache: dict[str, dict] = {}
-    loaded = lambda folder: cache.setdefault(folder, load_scores(results / folder))
+    loaded = lambda folder: cache.setdefault(folder, load_scores(run_folder(results, folder)))
     scores = {row.label: loaded(row.folder).get(row.method, {}) for row in table.rows}
     present = [row for row in table.rows if scores[row.label]]
     if not present:
@@ -197,7 +205,8 @@ def render(table: Table, results: Path) -> str:
         versus = "best" if row is best else f"{d:+.3f} ± {d_se:.3f} ({len(common)})"
         label = f"**{row.label}**" if row.label.split(":")[0] in ("relabel", "gfi", "dax", "surrogate") else row.label
         notes = [row.note] if row.note else []
-        if row.folder.startswith("studies/") and differs_from_today(results / row.folder, row.method, row.label):
+        if row.folder.startswith("studies/") and differs_from_today(run_folder(results, row.folder), row.method,
+                                                                    row.label):
             notes.append(f"settings of [its run](studies/{row.folder.split('/')[1]}/run.json), not today's")
         note = f" ({'; '.join(notes)})" if notes else ""
         paper = table.papers.get(row.label, "")
@@ -206,7 +215,7 @@ def render(table: Table, results: Path) -> str:
             ins, ins_se = mean_se(v["insertion"] for v in mine.values())
             gap, gap_se = mean_se(v["insertion"] - v["deletion"] for v in mine.values())
             lines.append(f"| {label}{note} | {len(mine)} | {dl:.3f} ± {dl_se:.3f} | {ins:.3f} ± {ins_se:.3f} | "
-                         f"{gap:.3f} ± {gap_se:.3f} | {versus} | {speed(results / row.folder, row.method)} | {paper} |")
+                         f"{gap:.3f} ± {gap_se:.3f} | {versus} | {speed(run_folder(results, row.folder), row.method)} | {paper} |")
         else:
             g, g_se = mean_se(v["gridpg"] for v in mine.values())
             e, e_se = mean_se(v.get("localisation_miss", math.nan) for v in mine.values())
@@ -227,4 +236,4 @@ def write_tables(results: Path, readme: Path) -> None:
 
 
 def settings_of(results: Path, folder: str, method: str) -> dict:
-    return json.loads((results / folder / "run.json").read_text())["methods"][method]
+    return json.loads((run_folder(results, folder) / "run.json").read_text())["methods"][method]
