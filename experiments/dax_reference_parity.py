@@ -14,7 +14,7 @@ reports the rank correlations (theirs-theirs, ours-ours, ours-theirs) and each m
         --out results/studies/dax_reference_parity.csv
 
 Their code writes pictures and losses into ``results/`` and ``perturbations/`` of its working folder, so it runs in
-a temporary folder. Modules it imports but never uses on this path (``turtle``, ``pandas``) are stubbed.
+a temporary folder. Modules it imports but never uses on this path (``turtle``, ``pandas``) are stubbed where they are not installed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib
 import os
 import sys
 import tempfile
@@ -45,9 +46,12 @@ from jaxplain.zoo import load_model
 def authors_modules(checkout: Path):
     """The authors' ``lime_image`` and ``student_ntw_learn``, imported from ``checkout``."""
     for name in ("turtle", "pandas"):
-        stub = types.ModuleType(name)
-        stub.forward = None
-        sys.modules.setdefault(name, stub)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # never used on this path: a stub will do
+            stub = types.ModuleType(name)
+            stub.forward = None
+            sys.modules[name] = stub
     sys.path.insert(0, str(checkout))
     from lime import lime_image, student_ntw_learn  # noqa: PLC0415
 

@@ -51,13 +51,19 @@ def test_auto_segmentation_cuts_small_photos_into_many_segments():
 def test_resolved_settings_name_what_the_input_dependent_defaults_stand_for():
     from jaxplain.explainers import Context, configure
 
-    def resolved(shape, **settings):
-        concrete = configure("dax", **settings)[2].resolve(Context("m", shape, 10))
+    def resolved(shape, preset=None, **settings):
+        concrete = configure("dax", preset, **settings)[2].resolve(Context("m", shape, 10))
         return {"segmentation": concrete.segmentation, "resolution": concrete.resolution, "border": concrete.border}
 
-    assert resolved((32, 32, 3)) == {"segmentation": "slic", "resolution": 32, "border": 2}
-    assert resolved((224, 224, 3)) == {"segmentation": "quickshift", "resolution": 128, "border": 7}
-    assert resolved((64, 101, 1)) == {"segmentation": "grid", "resolution": 96, "border": 5}
+    assert resolved((32, 32, 3)) == {"segmentation": "slic", "resolution": 64, "border": 4}
+    assert resolved((224, 224, 3)) == {"segmentation": "quickshift", "resolution": 64, "border": 4}
+    assert resolved((64, 101, 1)) == {"segmentation": "grid", "resolution": 64, "border": 4}
+    # the reference's networks see 128 px, or the input's side where it is smaller
+    assert resolved((32, 32, 3), "reference", segmentation="auto") == {"segmentation": "slic", "resolution": 32,
+                                                                      "border": 2}
+    assert resolved((224, 224, 3), "reference") == {"segmentation": "quickshift", "resolution": 128, "border": 7}
+    assert resolved((64, 101, 1), "reference", segmentation="auto") == {"segmentation": "grid", "resolution": 96,
+                                                                       "border": 5}
     assert resolved((224, 224, 3), segmentation="slic", resolution=64, border=0) == {
         "segmentation": "slic", "resolution": 64, "border": 0}
 
@@ -230,7 +236,7 @@ def test_dax_needs_no_gradient_of_the_teacher(region):
     maps = runner.explain(opaque, "dax", image, [0], key=0, **SMALL)  # ... and DAX still explains it
     np.testing.assert_allclose(maps, runner.explain(region_model(region), "dax", image, [0], key=0, **SMALL),
                                atol=1e-5)
-    other = runner.explain(opaque, "dax", image, [0], key=0, **SMALL, masked_fill="segment_mean")
+    other = runner.explain(opaque, "dax", image, [0], key=0, **SMALL, masked_fill="zero")
     assert np.isfinite(other).all() and not np.allclose(other, maps)  # a setting of the training reaches the map
     with pytest.raises(UsageError, match="masked_fill"):
         runner.explain(opaque, "dax", image, [0], key=0, **SMALL, masked_fill="noise")

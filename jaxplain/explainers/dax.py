@@ -9,14 +9,17 @@ explained for class ``c``:
    switched-off segment shows its own mean value over pixels and channels (mean grey for images). The teacher's
    probability of ``c`` on each perturbed input is the target; each sample is weighted by
    ``sqrt(exp(-d^2 / 0.25^2))`` of the cosine distance ``d`` of its pattern to the all-on one.
-2. **Joint training** (:func:`train_networks`). A mask network ``M`` and a student ``S`` (:mod:`jaxplain.nets.dax`)
-   see the perturbed inputs downscaled to ``resolution`` and are trained on the first ``1 - holdout`` of the samples
-   with ``mean(w (S(x' M(x')) - p)^2) - mean(w (S(x' (1 - M(x'))) - p)^2)`` (:func:`dax_loss`), in batches of
-   ``batch_size`` taken in order (the last one shorter), by SGD with Nesterov momentum.
+2. **Training** (:func:`train_networks`). A mask network ``M`` and a student ``S`` (:mod:`jaxplain.nets.dax`)
+   see the perturbed inputs downscaled to ``resolution`` and are trained on the first ``1 - holdout`` of the samples,
+   in batches of ``batch_size`` taken in order (the last one shorter). The reference trains both networks on
+   ``mean(w (S(x' M(x')) - p)^2) - mean(w (S(x' (1 - M(x'))) - p)^2)`` by SGD with Nesterov momentum; the
+   default (``complement="surrogate"``) trains the student on the perturbed inputs themselves and the mask alone
+   on that difference, by Adam (:func:`dax_loss`).
 3. **Map** (:func:`dax_map`). The mask of the intact input is recorded at the start of each of the first
    ``averaged_epochs`` epochs (the first before any step, as in the reference), max-pooled by ``pool``, bilinearly
    upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map is the min-max normalised
-   mean of these masks, resized to the input.
+   mean of the masks from ``average_from`` on (the reference's 0 includes the untrained network's), resized to the
+   input.
 
 The whole per-image training is one compiled program (``lax.scan`` over epochs and batches). Teacher queries run
 image after image in chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs); the training runs
@@ -237,14 +240,14 @@ def student_resolution(size: tuple[int, int], pool: int, reference: int = 128) -
 @dataclasses.dataclass(frozen=True)
 class DaxSettings(Settings):
     method = "dax"
-    num_samples: int = setting(3000, "perturbations (teacher queries per map)", count=True)
+    num_samples: int = setting(1000, "perturbations (teacher queries per map)", count=True)
     segmentation: str = setting("auto", "auto: quickshift for RGB images of 128 px or more, SLIC below, a grid "
                                         "for spectrograms", choices=("auto", "quickshift", "slic", "grid"))
     max_segments: int = setting(256, "segments kept (surplus ones are pooled into the last)", at_least=2)
     n_segments: int = setting(50, "SLIC's target number of segments", count=True)
     patch: int = setting(8, "side of the grid's blocks in px", count=True)
-    resolution: int | None = setting(None, "side of the networks' square input (None: 128 px, or the input's if "
-                                           "smaller)", count=True)
+    resolution: int | None = setting(64, "side of the networks' square input (None: 128 px, or the input's if "
+                                         "smaller, as the reference)", count=True)
     input_scale: float = setting(255.0, "the networks see pixel values in [0, input_scale]", above=0.0)
     mask_features: int = setting(32, "channels of the mask network's first convolution", count=True)
     mask_kernel: int = setting(7, "kernel size of the mask network's convolutions", count=True)
@@ -258,20 +261,20 @@ class DaxSettings(Settings):
     batch_size: int = setting(16, "samples per step", count=True)
     learning_rate: float = setting(1e-3, "the optimiser's step size", above=0.0)
     mask_learning_rate: float | None = setting(None, "the mask network's step size (None: learning_rate)", above=0.0)
-    optimiser: str = setting("sgd", "sgd (Nesterov momentum 0.9, the reference) or adam", choices=("sgd", "adam"))
+    optimiser: str = setting("adam", "sgd (Nesterov momentum 0.9, the reference) or adam", choices=("sgd", "adam"))
     holdout: float = setting(0.0, "share of the samples (the last ones) kept out of training", at_least=0.0,
                              below=1.0)
     averaged_epochs: int = setting(6, "masks recorded: before training and after each of the first epochs",
                                    count=True)
-    average_from: int = setting(0, "the first recorded mask the map averages (0: the untrained network's)",
-                                at_least=0)
+    average_from: int = setting(1, "the first recorded mask the map averages (0: the untrained network's, as the "
+                                   "reference)", at_least=0)
     border: int | None = setting(None, "outermost pixels of each mask set to zero (None: 7 px at 128 px, scaled)",
                                  at_least=0)
-    complement: str = setting("joint", "how the complement term trains: joint (the reference), mask only, "
-                                       "adversarial, or surrogate (the student learns the unmasked perturbations)",
+    complement: str = setting("surrogate", "how the complement term trains: joint (the reference), mask only, "
+                                           "adversarial, or surrogate (the student learns the unmasked perturbations)",
                               choices=("joint", "mask", "adversarial", "surrogate"))
-    masked_fill: str = setting("zero", "what the student sees where the mask removes: black (the reference) or "
-                                       "the perturbations' fill", choices=("zero", "segment_mean"))
+    masked_fill: str = setting("segment_mean", "what the student sees where the mask removes: black (the reference) "
+                                               "or the perturbations' fill", choices=("zero", "segment_mean"))
     mask_area: float = setting(0.0, "weight of the mask's mean in the loss", at_least=0.0)
     hard_mask: bool = setting(False, "show the student the mask rounded to 0 or 1 (straight-through)")
     colour_augmentation: bool = setting(False, "the reference's HSV views of part of each batch and of the "
@@ -446,7 +449,8 @@ def build(settings: DaxSettings) -> Explainer:
     return stateless(settings, explain, prepare=prepare)
 
 
-REFERENCE = DaxSettings(segmentation="quickshift", init="torch", holdout=0.1, colour_augmentation=True)
+REFERENCE = DaxSettings(num_samples=3000, segmentation="quickshift", resolution=None, init="torch", optimiser="sgd",
+                        holdout=0.1, average_from=0, complement="joint", masked_fill="zero", colour_augmentation=True)
 _REFERENCE_SOURCE = ("the authors' code, iiscleap/DAX lime/lime_image.py and lime/student_ntw_learn.py: quickshift "
                      "(4, 200, 0.2), 3000 perturbations with each segment's mean grey, train_test_split(test_size=0.1, "
                      "shuffle=False), batches of 16 in order (the last of 12), SGD 1e-3 Nesterov 0.9, PyTorch's "
