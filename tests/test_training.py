@@ -102,9 +102,14 @@ def test_vae_shapes_and_a_few_steps_reduce_the_elbo():
     optimizer = optax.adam(5e-3)
     opt_state = optimizer.init(params)
     start = float(loss(params))
-    for _ in range(50):
+
+    @jax.jit
+    def step(params, opt_state):
         updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state)
-        params = optax.apply_updates(params, updates)
+        return optax.apply_updates(params, updates), opt_state
+
+    for _ in range(50):
+        params, opt_state = step(params, opt_state)
     assert float(loss(params)) < 0.7 * start
     with pytest.raises(ValueError, match="resolution must be"):
         VAE(20, 8, (8, 8)).init(key, jnp.zeros((1, 20, 20, 3)), key)
