@@ -12,6 +12,8 @@ reports the rank correlations (theirs-theirs, ours-ours, ours-theirs) and each m
     git clone <mirror of iiscleap/DAX> /tmp/dax     # never copied into this repository
     JAXPLAIN_DATA=../shared/data python experiments/dax_reference_parity.py /tmp/dax --images 6 \\
         --out results/studies/dax_reference_parity.csv
+    # on a 2-core CPU: one run of theirs per image, stopped after the epochs their map reads (about an hour)
+    ... --images 1 --their-runs 1 --their-epochs 6
 
 Their code writes pictures and losses into ``results/`` and ``perturbations/`` of its working folder, so it runs in
 a temporary folder. Modules it imports but never uses on this path (``turtle``, ``pandas``) are stubbed where they are not installed.
@@ -43,8 +45,10 @@ from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.zoo import load_model
 
 
-def authors_modules(checkout: Path):
-    """The authors' ``lime_image`` and ``student_ntw_learn``, imported from ``checkout``."""
+def authors_modules(checkout: Path, epochs: int | None = None):
+    """The authors' ``lime_image`` and ``student_ntw_learn``, imported from ``checkout``; with ``epochs``, their
+    training stops after that many epochs (their map averages the masks of epochs 0-5 only, so 6 gives the
+    same map as their 9 in two thirds of the time)."""
     for name in ("turtle", "pandas"):
         try:
             importlib.import_module(name)
@@ -55,6 +59,11 @@ def authors_modules(checkout: Path):
     sys.path.insert(0, str(checkout))
     from lime import lime_image, student_ntw_learn  # noqa: PLC0415
 
+    if epochs is not None:  # their EPOCHS is a local of train(): re-read their module with another value
+        source = Path(student_ntw_learn.__file__).read_text()
+        assert source.count("EPOCHS = 9") == 1, "their training's epoch count moved"
+        exec(compile(source.replace("EPOCHS = 9", f"EPOCHS = {epochs}"), student_ntw_learn.__file__, "exec"),
+             student_ntw_learn.__dict__)
     return lime_image, student_ntw_learn
 
 
@@ -137,11 +146,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--skip", type=int, default=0, help="rows of the data to skip first")
     parser.add_argument("--out", type=Path, required=True, help="a .csv of per-image results (appended, resumable)")
+    parser.add_argument("--their-runs", type=int, default=2, choices=(1, 2),
+                        help="runs of their code per image (two give the floor any reimplementation can reach)")
+    parser.add_argument("--their-epochs", type=int, default=None,
+                        help="stop their training after this many epochs (6 gives their map: it averages epochs 0-5)")
     args = parser.parse_args()
     data = args.data or str(Path(os.environ["JAXPLAIN_DATA"]) / "imagenet-dev")
     model = load_model("efficientnet_lite0")
     source, _ = open_source(data, num_classes=1000)
-    lime_image, student = authors_modules(args.checkout.resolve())
+    lime_image, student = authors_modules(args.checkout.resolve(), args.their_epochs)
     predict = torch_predictor()
     done = set()
     if args.out.exists():
@@ -160,19 +173,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work, contextlib.chdir(work):
             for folder in ("results/masks", "results/plots", "perturbations"):
                 os.makedirs(folder)
-            captured, theirs = run_authors(lime_image, student, image, label, predict, (42, 43))
+            captured, theirs = run_authors(lime_image, student, image, label, predict, (42, 43)[:args.their_runs])
         ours = run_ours(image, captured, (0, 1))
         maps = np.stack([np.asarray(jax.image.resize(jnp.asarray(m), image.shape[:2], "bilinear"))
                          for m in (*theirs, *ours)])
-        scores = batch_deletion_insertion(model.apply_fn, model.params, jnp.asarray(np.repeat(image[None], 4, 0)),
-                                          jnp.asarray(maps), jnp.full((4,), label),
+        count = len(maps)
+        scores = batch_deletion_insertion(model.apply_fn, model.params, jnp.asarray(np.repeat(image[None], count, 0)),
+                                          jnp.asarray(maps), jnp.full((count,), label),
                                           jnp.asarray(model.normalisation.zero_pixel), PROTOCOLS["rise_fast"])
         row = {"id": batch.ids[0], "label": label, "segments": int(captured["segments"].max() + 1),
-               "theirs_theirs": rank_correlation(*theirs), "ours_ours": rank_correlation(*ours),
+               "their_epochs": args.their_epochs or 9,
+               "theirs_theirs": rank_correlation(*theirs) if len(theirs) > 1 else "",
+               "ours_ours": rank_correlation(*ours),
                "ours_theirs": np.mean([rank_correlation(o, t) for o in ours for t in theirs])}
-        for name, i in (("theirs", 0), ("ours", 2)):
-            row[f"{name}_deletion"] = float(np.mean(scores["deletion"][i:i + 2]))
-            row[f"{name}_insertion"] = float(np.mean(scores["insertion"][i:i + 2]))
+        for name, rows in (("theirs", slice(0, len(theirs))), ("ours", slice(len(theirs), count))):
+            row[f"{name}_deletion"] = float(np.mean(scores["deletion"][rows]))
+            row[f"{name}_insertion"] = float(np.mean(scores["insertion"][rows]))
         new = not args.out.exists()
         with open(args.out, "a", newline="") as f:
             writer = csv.DictWriter(f, list(row))
