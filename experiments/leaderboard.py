@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "experiments" / "leaderboard"
 RUNS = REPO / "runs" / "leaderboard"
 RESULTS = REPO / "results" / "leaderboard"
-SCORES = ("deletion", "insertion", "gridpg", "localisation_miss", "iou", "intensity")
+SCORES = ("deletion", "insertion", "gridpg", "localisation_miss", "iou", "intensity", "randomisation")
 
 
 def data_root() -> Path:

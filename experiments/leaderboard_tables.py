@@ -34,6 +34,7 @@ class Table:
     rows: tuple[Row, ...]
     score: str = "ins-del"  # the column the best method and the paired differences use: ins-del or gridpg
     papers: dict = field(default_factory=dict)  # row label -> the paper's own figure, where the protocol matches
+    sanity: str = ""  # the run (results/leaderboard/NAME) whose records hold each method's randomisation score
 
 
 IMAGENET = Table(
@@ -42,7 +43,10 @@ IMAGENET = Table(
     "on them; the job files ask for 64, n says how many each row has so far), each explained for the class the "
     "teacher predicts. Deletion and insertion follow the RISE authors' "
     "code (`rise_fast`: their `gkern(11, 5)` insertion substrate and pixel order, 1792 px per step; checked against a "
-    "port of their `CausalMetric`, tests/test_rise_metric_parity.py).",
+    "port of their `CausalMetric`, tests/test_rise_metric_parity.py). Sanity: the rank correlation of |map| on the "
+    "trained teacher with |map| on the teacher with every layer's weights shuffled (model parameter randomisation, "
+    "Adebayo et al. 2018; job `imagenet_sanity`, for the methods whose second explanation is cheap): near 1, the map "
+    "does not depend on what the model learned.",
     (Row("relabel", "imagenet_relabel", "relabel"), Row("relabel:paper", "imagenet_relabel", "relabel:paper"),
      Row("gfi", "imagenet_fast", "gfi"), Row("gfi:paper", "imagenet_fast", "gfi:paper"),
      Row("gfi:reference", "imagenet_fast", "gfi:reference"),
@@ -59,6 +63,7 @@ IMAGENET = Table(
      Row("random", "imagenet_fast", "random")),
     papers={"relabel:paper": "del 0.0627, ins 0.7190 (ResNet-50; seed 001)",
             "rise": "del 0.1048, ins 0.7719 (ResNet-50; RISE paper)"},
+    sanity="imagenet_sanity",
 )
 
 CIFAR10 = Table(
@@ -172,6 +177,15 @@ def speed(folder: Path, method: str) -> str:
     return "—"
 
 
+def sanity_cell(records: dict[int, dict]) -> str:
+    """Mean ± standard error (n) of a method's model-randomisation scores, or a dash where it was not run."""
+    values = [v["randomisation"] for v in records.values() if "randomisation" in v]
+    if not values:
+        return "—"
+    m, se = mean_se(values)
+    return f"{m:.2f} ± {se:.2f} ({len(values)})" if len(values) > 1 else f"{m:.2f} (1)"
+
+
 def run_folder(results: Path, folder: str) -> Path:
     """Where a row's run is kept: ``results/studies/NAME`` for a development study's, else
     ``results/leaderboard/NAME``."""
@@ -191,9 +205,10 @@ def render(table: Table, results: Path) -> str:
     best = max((row for row in present if len(scores[row.label]) == full), key=lambda r: means[r.label])
     ordered = sorted(present, key=lambda r: -means[r.label])
     lines = [f"### {table.title}", "", table.caption, ""]
+    sanity = loaded(table.sanity) if table.sanity else {}
     if table.score == "ins-del":
         header = ("| method | n | deletion ↓ | insertion ↑ | insertion − deletion ↑ | vs best (paired) | "
-                  "maps/s (CPU) | paper's figure |")
+                  "maps/s (CPU) | " + ("sanity: randomised model ↓ | " if table.sanity else "") + "paper's figure |")
     else:
         header = "| method | n | GridPG ↑ | localisation error ↓ | vs best (paired) | paper's figure |"
     lines += [header, "| --- |" + " ---: |" * (header.count("|") - 2)]
@@ -214,8 +229,10 @@ def render(table: Table, results: Path) -> str:
             dl, dl_se = mean_se(v["deletion"] for v in mine.values())
             ins, ins_se = mean_se(v["insertion"] for v in mine.values())
             gap, gap_se = mean_se(v["insertion"] - v["deletion"] for v in mine.values())
+            check = f"{sanity_cell(sanity.get(row.method, {}))} | " if table.sanity else ""
             lines.append(f"| {label}{note} | {len(mine)} | {dl:.3f} ± {dl_se:.3f} | {ins:.3f} ± {ins_se:.3f} | "
-                         f"{gap:.3f} ± {gap_se:.3f} | {versus} | {speed(run_folder(results, row.folder), row.method)} | {paper} |")
+                         f"{gap:.3f} ± {gap_se:.3f} | {versus} | {speed(run_folder(results, row.folder), row.method)} | "
+                         f"{check}{paper} |")
         else:
             g, g_se = mean_se(v["gridpg"] for v in mine.values())
             e, e_se = mean_se(v.get("localisation_miss", math.nan) for v in mine.values())

@@ -112,6 +112,9 @@ def test_parameter_randomisation_destroys_a_gradient_map_and_random_logit_compar
     names, correlations = parameter_randomisation(explain, params, x, jnp.array([0, 1]), jax.random.key(0))
     assert names == ["out", "hidden"]
     assert float(jnp.abs(correlations[-1]).mean()) < 0.6  # both layers randomised: the structure is gone
+    last, alone = parameter_randomisation(explain, params, x, jnp.array([0, 1]), jax.random.key(0), last_only=True)
+    assert last == ["hidden"]
+    np.testing.assert_allclose(alone[0], correlations[-1], rtol=1e-6)  # one explanation, the same value
     maps = explain(params, x, jnp.array([0, 1]), None)
     same = random_logit(lambda im, y, k: explain(params, im, jnp.array([0, 1]), k), x, jnp.array([0, 1]), maps, 3,
                         jax.random.key(0))

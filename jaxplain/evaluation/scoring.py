@@ -168,7 +168,7 @@ def score_maps(model, metrics, protocol: str, images, maps, targets, cells, indi
                        "avg_sensitivity": np.asarray(avg_sensitivity(values))}
         if "randomisation" in metrics:
             _, correlations = parameter_randomisation(
-                lambda p, x, y, k: reexplain(p, x, y, keys), model.params, images_, targets_, keys[0])
+                lambda p, x, y, k: reexplain(p, x, y, keys), model.params, images_, targets_, keys[0], last_only=True)
             scores["randomisation"] = np.asarray(correlations[-1])
         if "random_logit" in metrics:
             scores["random_logit"] = np.asarray(random_logit(lambda x, y, k: reexplain(model.params, x, y, keys),

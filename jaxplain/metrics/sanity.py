@@ -51,12 +51,20 @@ def layer_names(params, collection: str = "params") -> list[str]:
 
 
 def parameter_randomisation(explain: Callable, params, images, labels, key, *, mode: str = "cascading",
-                            collection: str = "params", layers=None) -> tuple[list[str], jax.Array]:
+                            collection: str = "params", layers=None, last_only: bool = False
+                            ) -> tuple[list[str], jax.Array]:
     """``(layers, correlations [steps, B])``: the rank correlation of ``|map|`` under each randomisation step with
-    the trained model's; ``explain(params, images, labels, key) -> maps``. Steps go from the output layer down."""
+    the trained model's; ``explain(params, images, labels, key) -> maps``. Steps go from the output layer down.
+    ``last_only`` computes the last cascading step alone (every layer randomised; the same value, one explanation
+    instead of one per layer) and returns ``[1, B]``."""
     names = list(reversed(layers or layer_names(params, collection)))
     explain_key, shuffle_key = jax.random.split(key)
     original = jnp.abs(explain(params, images, labels, explain_key))
+    if last_only:
+        if mode != "cascading":
+            raise ValueError("last_only is the last step of the cascading mode")
+        changed = randomise_params(params, jax.random.fold_in(shuffle_key, len(names) - 1), collection, names)
+        return names[-1:], rank_correlation(original, jnp.abs(explain(changed, images, labels, explain_key)))[None]
     correlations, randomised = [], []
     for step, name in enumerate(names):
         randomised = randomised + [name] if mode == "cascading" else [name]
