@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -65,8 +66,11 @@ def keep(name: str) -> Path:
         done = max(int(row["n"]) for row in csv.DictReader(f))
     with open(source / "records.jsonl") as f:
         records = [r for r in map(json.loads, filter(str.strip, f)) if r["index"] < done]
+    for r in records:  # an image's file name, not where this machine keeps the data
+        r["id"] = Path(r["id"]).name
     columns = ["method", "index", "id", "label"] + [s for s in SCORES if any(s in r for r in records)]
-    with gzip.open(target / "scores.csv.gz", "wt", newline="") as f:
+    # mtime 0: the same scores give the same bytes, so a rewrite leaves git's tree unchanged
+    with io.TextIOWrapper(gzip.GzipFile(target / "scores.csv.gz", "wb", mtime=0), newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
