@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 START, END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+BEST_MIN_IMAGES = 16  # a row is the table's best (the one others pair with) only with this many images, or the most
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,12 @@ IMAGENET = Table(
      Row("surrogate", "imagenet_fast", "surrogate"), Row("surrogate:paper", "imagenet_fast", "surrogate:paper"),
      Row("rise", "imagenet_rise", "rise"), Row("rise:reference", "imagenet_rise_reference", "rise:reference",
                                                 "first 32 images"),
-     Row("gradcam", "imagenet_fast", "gradcam"), Row("scorecam", "imagenet_sampling", "scorecam"),
+     Row("gradcam", "imagenet_anchors", "gradcam"), Row("scorecam", "imagenet_sampling", "scorecam"),
      Row("lime", "imagenet_sampling", "lime"), Row("lime:reference", "imagenet_sampling", "lime:reference"),
      Row("occlusion", "imagenet_fast", "occlusion"), Row("extremal", "imagenet_sampling", "extremal"),
      Row("gradient", "imagenet_fast", "gradient"), Row("integrated_gradients", "imagenet_fast", "integrated_gradients"),
-     Row("smoothgrad", "imagenet_fast", "smoothgrad"), Row("centre", "imagenet_fast", "centre"),
-     Row("random", "imagenet_fast", "random")),
+     Row("smoothgrad", "imagenet_fast", "smoothgrad"), Row("centre", "imagenet_anchors", "centre"),
+     Row("random", "imagenet_anchors", "random")),
     papers={"relabel:paper": "del 0.0627, ins 0.7190 (ResNet-50; seed 001)",
             "rise": "del 0.1048, ins 0.7719 (ResNet-50; RISE paper)"},
     sanity="imagenet_sanity",
@@ -201,8 +202,8 @@ def render(table: Table, results: Path) -> str:
     if not present:
         return f"### {table.title}\n\n(not run yet: `python experiments/leaderboard.py run`)\n"
     means = {row.label: mean_se(score_of(v, table.score) for v in scores[row.label].values())[0] for row in present}
-    full = max(len(scores[row.label]) for row in present)
-    best = max((row for row in present if len(scores[row.label]) == full), key=lambda r: means[r.label])
+    enough = min(BEST_MIN_IMAGES, max(len(scores[row.label]) for row in present))
+    best = max((row for row in present if len(scores[row.label]) >= enough), key=lambda r: means[r.label])
     ordered = sorted(present, key=lambda r: -means[r.label])
     lines = [f"### {table.title}", "", table.caption, ""]
     sanity = loaded(table.sanity) if table.sanity else {}

@@ -44,3 +44,13 @@ def test_rows_rank_by_insertion_minus_deletion_with_paired_differences_and_the_s
 def test_a_table_whose_runs_are_missing_says_how_to_run_them(tmp_path):
     table = tables.Table("T", "caption", (tables.Row("a", "main", "a"),))
     assert "not run yet" in tables.render(table, tmp_path)
+
+
+def test_a_row_with_few_images_is_not_the_best_however_high_its_mean(tmp_path):
+    many = [{"method": "many", "index": i, "deletion": 0.2, "insertion": 0.5 + 0.02 * (i % 3)} for i in range(20)]
+    few = [{"method": "few", "index": i, "deletion": 0.0, "insertion": 0.9 + 0.01 * i} for i in range(4)]
+    write_scores(tmp_path / "leaderboard" / "main", many + few)
+    table = tables.Table("T", "caption", (tables.Row("many", "main", "many"), tables.Row("few", "main", "few")))
+    lines = {line.split(" |")[0]: line for line in tables.render(table, tmp_path).splitlines() if line.startswith("| ")}
+    assert "| best |" in lines["| many"]
+    assert "+0.600 ± 0.011 (4)" in lines["| few"]  # listed first by its mean, paired with the best over its 4 images
