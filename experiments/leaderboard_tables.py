@@ -36,6 +36,7 @@ class Table:
     score: str = "ins-del"  # the column the best method and the paired differences use: ins-del or gridpg
     papers: dict = field(default_factory=dict)  # row label -> the paper's own figure, where the protocol matches
     sanity: str = ""  # the run (results/leaderboard/NAME) whose records hold each method's randomisation score
+    comparisons: tuple[tuple[str, str], ...] = ()  # (row, row) pairs whose paired difference is stated under the table
 
 
 IMAGENET = Table(
@@ -65,6 +66,7 @@ IMAGENET = Table(
     papers={"relabel:paper": "del 0.0627, ins 0.7190 (ResNet-50; seed 001)",
             "rise": "del 0.1048, ins 0.7719 (ResNet-50; RISE paper)"},
     sanity="imagenet_sanity",
+    comparisons=(("dax", "dax, untrained network"), ("dax", "random"), ("dax", "gradcam"), ("dax", "rise")),
 )
 
 CIFAR10 = Table(
@@ -75,6 +77,7 @@ CIFAR10 = Table(
         "relabel", "relabel:paper", "gfi", "gfi:paper", "gfi:reference", "dax", "dax_untrained", "dax:reference",
         "surrogate", "surrogate:paper", "rise", "gradcam", "scorecam", "lime", "occlusion", "extremal", "gradient",
         "integrated_gradients", "smoothgrad", "centre", "random")),
+    comparisons=(("dax", "dax_untrained"), ("dax", "random"), ("dax:reference", "random")),
 )
 
 GRIDS_IMAGENET = Table(
@@ -240,7 +243,23 @@ def render(table: Table, results: Path) -> str:
             lines.append(f"| {label}{note} | {len(mine)} | {g:.3f} ± {g_se:.3f} | {e:.3f} ± {e_se:.3f} | {versus} | "
                          f"{paper} |")
     lines.append("")
+    for first, second in table.comparisons:
+        if scores.get(first) and scores.get(second):
+            lines.append(paired_line(first, second, scores[first], scores[second], table.score))
+    if table.comparisons:
+        lines.append("")
     return "\n".join(lines)
+
+
+def paired_line(first: str, second: str, a: dict[int, dict], b: dict[int, dict], score: str) -> str:
+    """One stated comparison: the mean paired difference of two rows over their common images, its standard error,
+    and on how many images the first is ahead."""
+    common = sorted(set(a) & set(b))
+    diff = [score_of(a[i], score) - score_of(b[i], score) for i in common]
+    d, d_se = mean_se(diff)
+    ahead = sum(x > 0 for x in diff)
+    ratio = f"{d / d_se:.1f} standard errors; " if d_se > 0 else ""  # nan (one image) compares false
+    return f"* {first} − {second}: {d:+.3f} ± {d_se:.3f} over {len(common)} images ({ratio}ahead on {ahead})"
 
 
 def write_tables(results: Path, readme: Path) -> None:

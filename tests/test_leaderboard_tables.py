@@ -30,7 +30,8 @@ def test_rows_rank_by_insertion_minus_deletion_with_paired_differences_and_the_s
     write_scores(results / "leaderboard" / "checks", [
         {"method": "a", "index": 0, "randomisation": 0.2}, {"method": "a", "index": 1, "randomisation": 0.4}])
     table = tables.Table("T", "caption", (tables.Row("a", "main", "a"), tables.Row("b", "main", "b"),
-                                          tables.Row("c", "main", "c")), sanity="checks")
+                                          tables.Row("c", "main", "c")), sanity="checks",
+                         comparisons=(("a", "b"), ("a", "c")))
     text = tables.render(table, results)
     rows = [line for line in text.splitlines() if line.startswith("| a") or line.startswith("| b")]
     assert [r.split(" |")[0] for r in rows] == ["| a", "| b"]  # c has no scores: no row
@@ -39,6 +40,8 @@ def test_rows_rank_by_insertion_minus_deletion_with_paired_differences_and_the_s
     assert a[1:5] == ["3", "0.200 ± 0.058", "0.800 ± 0.100", "0.600 ± 0.115"] and a[5] == "best"
     assert b[4] == "0.250 ± 0.050" and b[5] == "-0.350 ± 0.250 (2)"
     assert a[7] == "0.30 ± 0.10 (2)" and b[7] == "—"  # the sanity run has a's two images and nothing of b's
+    stated = [line for line in text.splitlines() if line.startswith("* ")]
+    assert stated == ["* a − b: +0.350 ± 0.250 over 2 images (1.4 standard errors; ahead on 2)"]  # c has no scores
 
 
 def test_a_table_whose_runs_are_missing_says_how_to_run_them(tmp_path):
