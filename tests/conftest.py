@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+# One persistent compilation cache per test session, shared by the xdist workers and the CLI subprocesses the
+# tests start: the tests compile the same small programs many times (each training run, each subprocess), and
+# a cached executable is the one XLA would build again. Made fresh per session, so CI measures a cold start.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxplain-tests-jit-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
-from jaxplain.model import UNIT_RANGE, Preprocessing, from_linen
-from jaxplain.models.layers import tap
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from jaxplain.model import UNIT_RANGE, Preprocessing, from_linen  # noqa: E402
+from jaxplain.models.layers import tap  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")))
+
+
+def pytest_unconfigure(config):
+    """The session's compilation cache goes with the process that made it (the xdist controller)."""
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
 
 SHARED_DATA = Path(os.environ.get("JAXPLAIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
