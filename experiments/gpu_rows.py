@@ -16,7 +16,8 @@ Steps, in order, each skipped when the time left (``--budget`` seconds in all) i
 3. ``race.csv``: the same maps in captum, pytorch-grad-cam and batched PyTorch RISE on the same weights, images
    and device, ratio jaxplain / peer;
 4. ``memory.csv``: peak device memory per method against the batch size;
-5. ``job.csv``: ``explain --data`` maps/s against the same method on images already in memory;
+5. ``job.csv``: ``explain --data`` maps/s against the same method on images already in memory; ``decoding.csv``:
+   images/s the host decodes and preprocesses on a thread pool against a process pool (experiments/decoding.py);
 6. ``leaderboard.csv``: per-image deletion/insertion of the seed methods, Grad-CAM and RISE on the leaderboard's 64
    images (the evaluation folders stay in ``--work``; a run on the same machine goes on where it stopped).
 
@@ -43,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from benchmark import forwards_per_map, photos, timed  # noqa: E402  (experiments/, beside this script)
+from decoding import measure as decoding_rates  # noqa: E402
 
 PRESETS = ("relabel", "relabel:paper", "gfi", "gfi:paper", "gfi:reference", "dax", "dax:reference", "surrogate",
            "surrogate:paper", "rise", "rise:reference", "gradcam", "scorecam", "lime", "occlusion", "extremal",
@@ -223,6 +225,9 @@ def job(model, out: Path, args, budget: Budget) -> None:
                                       "in_memory_maps_per_s": round(count / device, 2),
                                       "end_to_end_maps_per_s": round(count / end_to_end, 2),
                                       "ratio": round(device / end_to_end, 3)}])
+    if budget.left() > 60:  # can the host's decoding keep the device fed, and would worker processes do better?
+        write_rows(out / "decoding.csv", [{"device": device_name(), **row} for row in decoding_rates(
+            args.data, images=8 if args.dry_run else args.job_images, max_workers=2 if args.dry_run else None)])
 
 
 def leaderboard(out: Path, args, budget: Budget) -> None:

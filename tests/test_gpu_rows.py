@@ -23,7 +23,7 @@ def test_the_dry_run_writes_every_step_flat_and_few(shared_data, tmp_path):
                             env=env, cwd=REPO, timeout=1500)
     assert result.returncode == 0, result.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["environment.json", "job.csv", "leaderboard.csv", "memory.csv", "methods.csv", "race.csv",
+    assert files == ["decoding.csv", "environment.json", "job.csv", "leaderboard.csv", "memory.csv", "methods.csv", "race.csv",
                      "roofline.csv"]  # flat and at most eight: what the device tool brings back
     rows = {name: list(csv.DictReader(open(out / name))) for name in files if name.endswith(".csv")}
     assert {r["method"] for r in rows["methods.csv"]} == {"gradcam", "rise", "surrogate"}
@@ -32,3 +32,5 @@ def test_the_dry_run_writes_every_step_flat_and_few(shared_data, tmp_path):
     assert {r["dtype"] for r in rows["roofline.csv"]} == {"float32", "bfloat16"}
     assert len(rows["leaderboard.csv"]) == 2 and all(0 <= float(r["insertion"]) <= 1 for r in rows["leaderboard.csv"])
     assert all(0 < float(r["ratio"]) for r in rows["job.csv"])
+    assert [int(r["workers"]) for r in rows["decoding.csv"]] == [1, 2]
+    assert all(float(r["threads_per_s"]) > 0 and float(r["processes_per_s"]) > 0 for r in rows["decoding.csv"])
