@@ -49,6 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=1, help="timed calls per metric after the warm-up")
+    parser.add_argument("--metrics", default=None, help="comma-separated beginnings of metric names (default: all)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(os.cpu_count() or 1)
@@ -92,11 +94,14 @@ def main() -> None:
             lambda: quantus.ROAD(disable_warnings=True, percentages=percentages, noise=0.01)(
                 model=torch_model, x_batch=x, y_batch=y, a_batch=np.repeat(a, 3, 1), channel_first=True)),
     }
+    wanted = args.metrics.split(",") if args.metrics else [""]
     rows = []
     for name, (ours, theirs) in races.items():
-        ours_s = timed(ours)
+        if not any(name.startswith(w) for w in wanted):
+            continue
+        ours_s = timed(ours, args.repeats)
         try:
-            theirs_s, note = timed(theirs), ""
+            theirs_s, note = timed(theirs, args.repeats), ""
         except Exception as e:  # noqa: BLE001 - Quantus 0.6's ROAD fails on RGB inputs: reported, not hidden
             theirs_s, note = float("nan"), f"Quantus fails: {type(e).__name__}: {str(e)[:80]}"
         row = {"date": datetime.date.today().isoformat(), "device": f"{platform.machine()} CPU",
