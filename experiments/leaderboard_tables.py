@@ -66,7 +66,8 @@ IMAGENET = Table(
     papers={"relabel:paper": "del 0.0627, ins 0.7190 (ResNet-50; seed 001)",
             "rise": "del 0.1048, ins 0.7719 (ResNet-50; RISE paper)"},
     sanity="imagenet_sanity",
-    comparisons=(("dax", "dax, untrained network"), ("dax", "random"), ("dax", "gradcam"), ("dax", "rise")),
+    comparisons=(("relabel", "relabel:paper"), ("relabel", "rise"), ("relabel", "gradcam"),
+                 ("dax", "dax, untrained network"), ("dax", "random"), ("dax", "gradcam"), ("dax", "rise")),
 )
 
 CIFAR10 = Table(
