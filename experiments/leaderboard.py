@@ -53,7 +53,13 @@ def run(names: list[str], limit: int | None = None) -> None:
         print(f"=== {name}", flush=True)
         first = ["--limit", str(limit)] if limit else []  # a later run without it resumes to the file's limit
         jaxplain = str(Path(sys.executable).with_name("jaxplain"))  # the one installed beside this Python
-        subprocess.run([jaxplain, "evaluate", "--config", str(job), *first], check=True, cwd=REPO)
+        child = subprocess.Popen([jaxplain, "evaluate", "--config", str(job), *first], cwd=REPO)
+        try:
+            status = child.wait()
+        except KeyboardInterrupt:  # the evaluation saw the signal too: it says what is saved and how to resume
+            status = child.wait()
+        if status:
+            sys.exit(status)
 
 
 def keep(name: str) -> Path:
