@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,10 +55,13 @@ def run(names: list[str], limit: int | None = None) -> None:
         first = ["--limit", str(limit)] if limit else []  # a later run without it resumes to the file's limit
         jaxplain = str(Path(sys.executable).with_name("jaxplain"))  # the one installed beside this Python
         child = subprocess.Popen([jaxplain, "evaluate", "--config", str(job), *first], cwd=REPO)
+        # as a shell does: Ctrl-C reaches the evaluation, which says what is saved and how to resume, and its
+        # status is this script's
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             status = child.wait()
-        except KeyboardInterrupt:  # the evaluation saw the signal too: it says what is saved and how to resume
-            status = child.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if status:
             sys.exit(status)
 
