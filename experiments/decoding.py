@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import csv
 import multiprocessing
 import os
 import platform
@@ -85,18 +84,16 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="default $JAXPLAIN_DATA/imagenet-dev")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--max-workers", type=int, default=None, help="default: the machine's cores")
-    parser.add_argument("--out", type=Path, default=None, help="a CSV to write the rows to")
+    parser.add_argument("--out", type=Path, default=None, help="a CSV to append the rows to")
     args = parser.parse_args()
     data = args.data or str(Path(os.environ.get("JAXPLAIN_DATA", "../shared/data")) / "imagenet-dev")
     rows = measure(data, images=args.images, max_workers=args.max_workers)
     for row in rows:
         print(row)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as f:
-            writer = csv.DictWriter(f, list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        from benchmark import append_rows  # beside this script; imported here, not in the spawned workers
+
+        append_rows(args.out, list(rows[0]), rows)
 
 
 if __name__ == "__main__":

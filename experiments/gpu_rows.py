@@ -30,7 +30,6 @@ rot between GPU runs (tests/test_gpu_rows.py).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -43,7 +42,7 @@ import jax
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchmark import forwards_per_map, photos, timed  # noqa: E402  (experiments/, beside this script)
+from benchmark import append_rows, forwards_per_map, photos, timed  # noqa: E402  (experiments/, beside this script)
 from decoding import measure as decoding_rates  # noqa: E402
 
 PRESETS = ("relabel", "relabel:paper", "gfi", "gfi:paper", "gfi:reference", "dax", "dax:reference", "surrogate",
@@ -77,15 +76,8 @@ def device_name() -> str:
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    if rows:
+        append_rows(path, list(rows[0]), rows)
 
 
 def roofline(model, out: Path, args, budget: Budget) -> dict:
