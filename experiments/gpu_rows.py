@@ -10,15 +10,18 @@ beforehand, on a machine with PyPI; the device tool carries `.carry/wheels` and 
 into results/gpu/.
 Steps, in order, each skipped when the time left (``--budget`` seconds in all) is too short for it:
 
-1. ``roofline.csv``: the teacher's forward images/s, float32 and bfloat16, at batches up to ``--max-batch``;
+1. ``roofline.csv``: the teacher's forward images/s, float32 and bfloat16, at batches up to ``--max-batch`` (each row
+   with the JAX version, device count and date: the run's environment);
 2. ``methods.csv``: maps/s of every method at its defaults and of the seed methods' presets, float32 and
    bfloat16, at a batch that fills the device, with the fraction of the roofline of the same dtype;
 3. ``race.csv``: the same maps in captum, pytorch-grad-cam and batched PyTorch RISE on the same weights, images
    and device, ratio jaxplain / peer;
-4. ``memory.csv``: peak device memory per method against the batch size;
-5. ``job.csv``: ``explain --data`` maps/s against the same method on images already in memory; ``decoding.csv``:
+4. ``metrics.csv``: metric evaluations per second against Quantus 0.6 on the same device, images and Grad-CAM maps
+   (experiments/metrics_race.py);
+5. ``memory.csv``: peak device memory per method against the batch size;
+6. ``job.csv``: ``explain --data`` maps/s against the same method on images already in memory; ``decoding.csv``:
    images/s the host decodes and preprocesses on a thread pool against a process pool (experiments/decoding.py);
-6. ``leaderboard.csv``: per-image deletion/insertion of the seed methods, Grad-CAM and RISE on the leaderboard's 64
+7. ``leaderboard.csv``: per-image deletion/insertion of the seed methods, Grad-CAM and RISE on the leaderboard's 64
    images (the evaluation folders stay in ``--work``; a run on the same machine goes on where it stopped).
 
 The output folder holds at most eight files, flat, as the device tool brings back.
@@ -44,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from benchmark import append_rows, forwards_per_map, photos, timed  # noqa: E402  (experiments/, beside this script)
 from decoding import measure as decoding_rates  # noqa: E402
+from metrics_race import measure as metric_rates  # noqa: E402
 
 PRESETS = ("relabel", "relabel:paper", "gfi", "gfi:paper", "gfi:reference", "dax", "dax:reference", "surrogate",
            "surrogate:paper", "rise", "rise:reference", "gradcam", "scorecam", "lime", "occlusion", "extremal",
@@ -96,11 +100,16 @@ def roofline(model, out: Path, args, budget: Budget) -> dict:
             images = photos(teacher, batch, None)
             seconds = timed(lambda: runner.predict(teacher, images, batch_size=batch), args.repeats)
             rows.append({"device": device_name(), "dtype": dtype, "batch": batch,
-                         "images_per_s": round(batch / seconds, 1)})
+                         "images_per_s": round(batch / seconds, 1), **environment(args)})
         write_rows(out / "roofline.csv", rows)
         if rows:
             best[dtype] = max(rows, key=lambda r: r["images_per_s"])["images_per_s"]
     return best
+
+
+def environment(args) -> dict:
+    return {"devices": jax.device_count(), "jax": jax.__version__, "dry_run": args.dry_run,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def settings_of(spec: str, args) -> dict:
@@ -171,6 +180,19 @@ def race(model, out: Path, args, budget: Budget) -> None:
                                        "images": len(images), "jaxplain_maps_per_s": round(len(images) / mine, 3),
                                        "peer_maps_per_s": round(len(images) / theirs, 3),
                                        "ratio": round(theirs / mine, 2), "work": json.dumps(settings)}])
+
+
+def metrics(model, out: Path, args, budget: Budget) -> None:
+    """Metric evaluations per second, jaxplain against Quantus, both on this device."""
+    import torch
+
+    from jaxplain.models.torch_reference import TorchLite0
+
+    if budget.left() < 60:
+        return
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    write_rows(out / "metrics.csv", metric_rates(model, photos(model, args.race_images, None),
+                                                 TorchLite0().eval().to(device), device, small=args.dry_run))
 
 
 def memory(model, out: Path, args, budget: Budget) -> None:
@@ -264,7 +286,7 @@ def main() -> None:
     parser.add_argument("--race-images", type=int, default=8)
     parser.add_argument("--job-images", type=int, default=256)
     parser.add_argument("--leaderboard-images", type=int, default=64)
-    parser.add_argument("--steps", default="roofline,methods,race,memory,job,leaderboard")
+    parser.add_argument("--steps", default="roofline,methods,race,metrics,memory,job,leaderboard")
     parser.add_argument("--work", type=Path, default=Path("/tmp/jaxplain-gpu-leaderboard"),
                         help="the leaderboard step's evaluation folders")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on any device: the same code path")
@@ -277,13 +299,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     budget = Budget(args.budget)
     model = load_model("efficientnet_lite0")
-    (args.out / "environment.json").write_text(json.dumps({
-        "device": device_name(), "devices": jax.device_count(), "jax": jax.__version__, "dry_run": args.dry_run,
-        "date": time.strftime("%Y-%m-%d %H:%M")}, indent=1))
     steps = args.steps.split(",")
     best = roofline(model, args.out, args, budget) if "roofline" in steps else {}
     for name, step in (("methods", lambda: methods(model, args.out, args, budget, best)),
                        ("race", lambda: race(model, args.out, args, budget)),
+                       ("metrics", lambda: metrics(model, args.out, args, budget)),
                        ("memory", lambda: memory(model, args.out, args, budget)),
                        ("job", lambda: job(model, args.out, args, budget)),
                        ("leaderboard", lambda: leaderboard(args.out, args, budget))):
