@@ -10,7 +10,7 @@ from jaxplain.imageops import gaussian_blur, gaussian_kernel
 from jaxplain.metrics import (EXACT, FAST, Protocol, auc, box_iou, boxes_to_mask, deletion_insertion, grid_cell_box,
                               grid_cell_mask, grid_pointing_score, largest_region_box, localisation_miss, mask_iou,
                               mean_intensity, pointing_game, randomise_params, rank_correlation)
-from jaxplain.metrics.faithfulness import pixel_ranks
+from jaxplain.metrics.faithfulness import perturbation_curve, pixel_ranks, random_subsets
 
 
 def sigmoid(x):
@@ -173,3 +173,24 @@ def test_mask_iou_by_hand():
     # min-max keeps the values; >= 0.2 selects the last two pixels; IoU = 1 / 2
     assert float(mask_iou(saliency, region)) == pytest.approx(0.5)
     assert float(mask_iou(saliency, region, threshold=0.6)) == pytest.approx(0.0)
+
+
+def test_random_subsets_draw_distinct_pixels_uniformly():
+    subsets = np.asarray(random_subsets(jax.random.key(0), 50, 10, 2000))
+    assert subsets.shape == (2000, 10) and subsets.min() >= 0 and subsets.max() < 50
+    assert all(len(set(row)) == 10 for row in subsets)
+    counts = np.bincount(subsets.ravel(), minlength=50)  # 400 each expected, standard deviation about 18
+    assert np.abs(counts - 400).max() < 90
+
+
+def test_perturbation_curve_in_chunks_equals_one_image_per_call():
+    w = jnp.arange(16.0).reshape(4, 4) / 16 - 0.4
+    image = jnp.ones((4, 4, 1))
+    saliency = w
+    curves = [perturbation_curve(linear_probs(w), image, saliency, 0, jnp.zeros((4, 4, 1)), patch=1, steps=7,
+                                 chunk=chunk) for chunk in (1, 3, 32)]
+    for curve in curves[1:]:
+        np.testing.assert_allclose(curve, curves[0], atol=1e-6)
+    expected = [sigmoid(float((w * image[..., 0]).sum() - np.sort(np.asarray(w).ravel())[::-1][:k].sum()))
+                for k in range(1, 8)]  # the k most relevant pixels (largest w) removed
+    np.testing.assert_allclose(curves[0], expected, atol=1e-5)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from jaxplain.metrics.complexity import complexity, sparseness
-from jaxplain.metrics.faithfulness import (faithfulness_correlation, linear_imputation, perturbation_curve, region_order,
-                                           road_curve)
+from jaxplain.metrics.faithfulness import (faithfulness_correlation, linear_imputation, perturbation_curve,
+                                           random_subsets, region_order, road_curve)
 from jaxplain.metrics.localisation import relevance_mass_accuracy, relevance_rank_accuracy
 from jaxplain.metrics.robustness import avg_sensitivity, max_sensitivity, sensitivities
 from jaxplain.metrics.sanity import parameter_randomisation, random_logit, rank_correlation, ssim
@@ -208,8 +208,7 @@ def test_faithfulness_correlation_equals_quantus_on_the_same_subsets(twin, monke
                                      jnp.full((SIDE, SIDE, 1), x[i].min()), keys[i], runs=runs, subset=subset)
             for i in range(len(x))]  # Quantus's "black": each input's smallest value
     # the subsets jaxplain drew, handed to Quantus in its order of draws (run by run, image by image)
-    drawn = [np.asarray(jax.vmap(lambda k: jax.random.choice(k, SIDE * SIDE, (subset,), replace=False))(
-        jax.random.split(keys[i], runs))) for i in range(len(x))]
+    drawn = [np.asarray(random_subsets(keys[i], SIDE * SIDE, subset, runs)) for i in range(len(x))]
     sequence = iter([drawn[i][r] for r in range(runs) for i in range(len(x))])
     monkeypatch.setattr(np.random, "choice", lambda *args, **kwargs: next(sequence))
     theirs = quiet(quantus.FaithfulnessCorrelation, nr_runs=runs, subset_size=subset, perturb_baseline="black",
