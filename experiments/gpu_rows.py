@@ -38,6 +38,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import jax
@@ -299,7 +300,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     budget = Budget(args.budget)
     model = load_model("efficientnet_lite0")
-    steps = args.steps.split(",")
+    steps, failed = args.steps.split(","), []
     best = roofline(model, args.out, args, budget) if "roofline" in steps else {}
     for name, step in (("methods", lambda: methods(model, args.out, args, budget, best)),
                        ("race", lambda: race(model, args.out, args, budget)),
@@ -309,8 +310,13 @@ def main() -> None:
                        ("leaderboard", lambda: leaderboard(args.out, args, budget))):
         if name in steps and budget.left() > 0:
             print(f"=== {name} ({budget.left():.0f} s left)", flush=True)
-            step()
-    print(f"wrote {args.out}")
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - one failing step must not cost the device time of the others
+                traceback.print_exc()
+                failed.append(name)
+    print(f"wrote {args.out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
