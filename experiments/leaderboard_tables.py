@@ -72,7 +72,8 @@ IMAGENET = Table(
             "lime:reference": "del 0.1217, ins 0.6940 (ResNet-50; seed 004 Table 4)"},
     sanity="imagenet_sanity",
     comparisons=(("relabel", "relabel:paper"), ("relabel", "rise"), ("relabel", "gradcam"),
-                 ("dax", "dax, untrained network"), ("dax", "random"), ("dax", "gradcam"), ("dax", "rise")),
+                 ("dax", "dax, untrained network"), ("dax", "random"), ("dax", "gradcam"), ("dax", "rise"),
+                 ("rise", "rise:reference")),
 )
 
 CIFAR10 = Table(
