@@ -85,6 +85,11 @@ def test_a_different_configuration_cannot_resume_into_the_same_folder(folder, tm
     recorded = json.loads((out / "run.json").read_text())
     assert recorded["protocol"] == "rise_fast" and recorded["methods"]["rise"]["settings"] == {
         "num_masks": 20, "grid": 7, "p": 0.5, "mask_resize": "edge", "chunk": 10}  # every resolved value
+    assert recorded["backend"]["platform"] == "cpu" and recorded["backend"]["processor"]
+    recorded["backend"]["processor"] = "another CPU"  # as if the folder were made on another machine
+    (out / "run.json").write_text(json.dumps(recorded))
+    with pytest.raises(UsageError, match="backend.processor differ"):
+        evaluate(tiny_model, config(folder, limit=2), out)
 
 
 def test_a_changed_default_never_breaks_a_resume_and_never_mixes_maps(folder, tmp_path, tiny_model, monkeypatch):

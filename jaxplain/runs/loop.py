@@ -26,7 +26,8 @@ from jaxplain.errors import Interrupted, UsageError
 from jaxplain.interrupts import interruptible
 from jaxplain.explainers import Context, Explainer, State
 from jaxplain.model import Model
-from jaxplain.runs.identity import Request, Settled, claim, read_identity, settle, source_fingerprint, tree_fingerprint
+from jaxplain.runs.identity import (Request, Settled, backend, claim, read_identity, settle, source_fingerprint,
+                                   tree_fingerprint)
 
 
 @dataclasses.dataclass
@@ -68,7 +69,7 @@ def prepare_run(model: Model, explaining: Model, out: Path, requests: list[Reque
     identity = {
         "model": {"name": model.name, "weights": tree_fingerprint(model.params)},
         "data": {"items": len(source), "fingerprint": source_fingerprint(source, len(source))},
-        "seed": seed, **({"limit": limit} if limit_fixed else {}), **options,
+        "seed": seed, **({"limit": limit} if limit_fixed else {}), **options, "backend": backend(),
         "methods": {label: s.identity(context, tree_fingerprint(states[label].learned)) for label, s in methods.items()},
     }
     claim(out, identity, kind)
