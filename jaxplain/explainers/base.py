@@ -155,17 +155,3 @@ def select(logits: Array, labels: Array) -> Array:
 def resize_maps(maps: Array, size: tuple[int, int], method: str = "bilinear") -> Array:
     """Resizes ``[B, h, w]`` maps to ``[B, *size]`` (half-pixel centres, like OpenCV and PyTorch)."""
     return jax.image.resize(maps, (maps.shape[0], *size), method=method)
-
-
-def chunked_map(fn: Callable, xs, chunk: int):
-    """``fn`` over the leading axis of ``xs`` in chunks of ``chunk`` rows, so peak memory is set by ``chunk``.
-
-    ``fn`` takes and returns batches; the leading size must be a multiple of ``chunk``.
-    """
-    leaves = jax.tree_util.tree_leaves(xs)
-    n = leaves[0].shape[0]
-    if n % chunk:
-        raise ValueError(f"{n} rows do not split into chunks of {chunk}")
-    reshaped = jax.tree_util.tree_map(lambda a: a.reshape(n // chunk, chunk, *a.shape[1:]), xs)
-    out = jax.lax.map(fn, reshaped)
-    return jax.tree_util.tree_map(lambda a: a.reshape(n, *a.shape[2:]), out)

@@ -91,18 +91,20 @@ def auc(curve: jax.Array) -> jax.Array:
     return (curve.sum(-1) - 0.5 * (curve[..., 0] + curve[..., -1])) / n
 
 
+def _batched(fn, xs, chunk: int):
+    """``lax.map(fn, xs)`` with ``fn`` vectorised over batches of at most ``chunk`` (balanced, so that no teacher pass
+    is spent on padding): the teacher sees a batch, and peak memory stays ``chunk`` inputs."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    return jax.lax.map(fn, xs, batch_size=-(-n // -(-n // chunk)))
+
+
 def _curve(prob_fn, start, finish, ranks, label, num_steps: int, step: int, chunk: int) -> jax.Array:
     """Probabilities of ``label`` as pixels move from ``start`` to ``finish`` in rank order."""
-    points = num_steps + 1
-    padded = -(-points // chunk) * chunk
-    counts = jnp.arange(padded).reshape(-1, chunk) * step
 
-    def score(chunk_counts):
-        moved = (ranks[None] < chunk_counts[:, None, None])[..., None]
-        images = jnp.where(moved, finish[None], start[None])
-        return prob_fn(images)[:, label]
+    def score(count):
+        return prob_fn(jnp.where((ranks < count)[..., None], finish, start)[None])[0, label]
 
-    return jax.lax.map(score, counts).reshape(-1)[:points]
+    return _batched(score, jnp.arange(num_steps + 1) * step, chunk)
 
 
 def deletion_insertion(prob_fn, image, saliency, label, zero_pixel, protocol: Protocol = FAST, chunk: int = 32):
@@ -162,13 +164,6 @@ def perturbation_curve(prob_fn, image, saliency, label, fill, *, patch: int = 8,
         return prob_fn(jnp.where((ranks < count)[..., None], fill, image)[None])[0, label]
 
     return _batched(score, jnp.arange(1, steps + 1) * per_step, chunk)
-
-
-def _batched(fn, xs, chunk: int):
-    """``lax.map(fn, xs)`` with ``fn`` vectorised over batches of at most ``chunk`` (balanced, so that no teacher pass
-    is spent on padding): the teacher sees a batch, and peak memory stays ``chunk`` inputs."""
-    n = jax.tree.leaves(xs)[0].shape[0]
-    return jax.lax.map(fn, xs, batch_size=-(-n // -(-n // chunk)))
 
 
 ROAD_WEIGHTS = ((1, 1, 1 / 12), (0, 1, 1 / 6), (-1, 1, 1 / 12), (1, -1, 1 / 12), (0, -1, 1 / 6), (-1, -1, 1 / 12),
