@@ -26,6 +26,7 @@ import argparse
 import csv
 import datetime
 import json
+import platform
 import re
 import statistics
 import time
@@ -93,6 +94,12 @@ def compiled_dtype(model, images) -> str:
     kinds = {m for line in text.splitlines() if "convolution" in line or "cudnn$conv" in line for m in re.findall(r"=\s*\(?(bf16|f16|f32)\[", line)}
     names = {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}
     return "+".join(sorted(names[k] for k in kinds)) or "unknown"
+
+
+def device_name() -> str:
+    """The device a result row was measured on: the machine's architecture on a CPU, else the device kind."""
+    device = jax.devices()[0]
+    return f"{platform.machine()} CPU" if device.platform == "cpu" else device.device_kind
 
 
 def append_rows(path: Path, columns, rows: list[dict]) -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import traceback
@@ -46,7 +45,7 @@ import jax
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchmark import append_rows, forwards_per_map, photos, timed  # noqa: E402  (experiments/, beside this script)
+from benchmark import append_rows, device_name, forwards_per_map, photos, timed  # noqa: E402  (experiments/, beside this script)
 from decoding import measure as decoding_rates  # noqa: E402
 from metrics_race import measure as metric_rates  # noqa: E402
 
@@ -73,11 +72,6 @@ class Budget:
 
     def left(self) -> float:
         return self.end - time.monotonic()
-
-
-def device_name() -> str:
-    device = jax.devices()[0]
-    return f"{platform.machine()} CPU" if device.platform == "cpu" else device.device_kind
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmark import append_rows, timed
+from benchmark import append_rows, device_name, timed
 from jaxplain import runner
 from jaxplain.metrics.complexity import complexity, sparseness
 from jaxplain.metrics.faithfulness import faithfulness_correlation, perturbation_curve, road_curve
@@ -88,18 +87,14 @@ def measure(model, images: np.ndarray, torch_model, device: str = "cpu", repeats
             theirs_s, note = timed(theirs, repeats), ""
         except Exception as e:  # noqa: BLE001 - Quantus 0.6's ROAD fails on RGB inputs: reported, not hidden
             theirs_s, note = float("nan"), f"Quantus fails: {type(e).__name__}: {str(e)[:80]}"
-        rows.append({"date": datetime.date.today().isoformat(), "device": device_label(device),
+        where = device_name() + (f" ({device})" if device != "cpu" else "")  # torch's device beside JAX's
+        rows.append({"date": datetime.date.today().isoformat(), "device": where,
                      "threads": os.cpu_count(), "metric": name, "images": len(images),
                      "jaxplain_images_per_s": round(len(images) / ours_s, 3),
                      "quantus_images_per_s": round(len(images) / theirs_s, 3), "ratio": round(theirs_s / ours_s, 2),
                      "note": note})
         print(rows[-1], flush=True)
     return rows
-
-
-def device_label(torch_device: str) -> str:
-    device = jax.devices()[0]
-    return f"{platform.machine()} CPU" if device.platform == "cpu" else f"{device.device_kind} ({torch_device})"
 
 
 def main() -> None:
