@@ -146,7 +146,7 @@ def main() -> None:
     convolutions = compiled_dtype(model, teacher_images[:1])  # XLA:CPU computes bf16 convolutions in f32
     images = photos(model, args.batch, args.data)
     labels = runner.predict(model, images, mesh=mesh).argmax(-1)
-    device = jax.devices()[0].device_kind
+    device = device_name()
     rows = []
     print(f"{args.model} on {mesh.size} x {device} ({args.dtype}, convolutions in {convolutions}): teacher {teacher_ips:.1f} images/s at batch "
           f"{args.teacher_batch}")

@@ -57,7 +57,9 @@ def study_image(model, image, label, variants: dict, key) -> list[dict]:
         _, masks, history = train(jnp.asarray(image), segments, switches, targets, jax.random.fold_in(key, 1))
         masks = np.asarray(masks)
         averaged = np.asarray(minmax(jnp.asarray(masks[s.average_from:].mean(0))))
-        candidates = {"map": averaged, "untrained": masks[0], **{f"epoch{e}": masks[e] for e in range(1, len(masks))}}
+        candidates = {"map": averaged, "untrained": masks[0], **{f"epoch{e}": masks[e] for e in range(1, len(masks))},
+                      **{f"upto{e}": np.asarray(minmax(jnp.asarray(masks[s.average_from:e + 1].mean(0))))
+                         for e in range(s.average_from + 1, len(masks))}}
         maps = jnp.stack([jax.image.resize(jnp.asarray(m), image.shape[:2], "bilinear") for m in candidates.values()])
         scores = batch_deletion_insertion(model.apply_fn, model.params, jnp.broadcast_to(image, (len(maps), *image.shape)),
                                           maps, jnp.full((len(maps),), label), jnp.asarray(model.normalisation.zero_pixel),
@@ -74,7 +76,7 @@ def study_image(model, image, label, variants: dict, key) -> list[dict]:
     return rows
 
 
-def summarise(path: Path, baseline: str | None) -> None:
+def summarise(path: Path, baseline: str | None, every_candidate: bool = False) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     by = {}
     for row in rows:
@@ -84,7 +86,8 @@ def summarise(path: Path, baseline: str | None) -> None:
     baseline = baseline or names[0]
     print(f"insertion - deletion, mean (n); paired difference to {baseline}'s untrained map")
     for name in names:
-        for candidate in ("map", "untrained"):
+        candidates = sorted({c for v, c in by if v == name}, key=lambda c: (c[:4], len(c), c))
+        for candidate in candidates if every_candidate else ("map", "untrained"):
             values = by.get((name, candidate), {})
             base = by.get((baseline, "untrained"), {})
             common = sorted(set(values) & set(base))
@@ -104,9 +107,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--summarise", type=Path, help="print paired differences from an --out file")
     parser.add_argument("--baseline", help="the variant whose untrained map the differences are against")
+    parser.add_argument("--every-candidate", action="store_true",
+                        help="with --summarise: each epoch's mask (epochN) and the average of epochs up to N (uptoN)")
     args = parser.parse_args()
     if args.summarise:
-        summarise(args.summarise, args.baseline)
+        summarise(args.summarise, args.baseline, args.every_candidate)
         return
     variants = json.loads(args.variants)
     model = load_model(args.model)

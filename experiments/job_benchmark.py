@@ -28,7 +28,7 @@ from jaxplain.data.loader import load_items
 from jaxplain.jobs import JobConfig, run_job
 from jaxplain.zoo import load_model
 
-from benchmark import append_rows  # experiments/benchmark.py, beside this script
+from benchmark import append_rows, device_name  # experiments/benchmark.py, beside this script
 
 COLUMNS = ("date", "device", "devices", "model", "method", "settings", "batch", "images", "first_call_s",
            "second_call_s", "device_only_maps_per_s", "end_to_end_maps_per_s", "ratio")
@@ -73,7 +73,7 @@ def main() -> None:
             start = time.perf_counter()
             run_job(model, config, Path(tmp) / "job")
             end_to_end = count / (time.perf_counter() - start)
-        rows.append({"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
+        rows.append({"date": datetime.date.today().isoformat(), "device": device_name(),
                      "devices": jax.device_count(), "model": args.model, "method": method,
                      "settings": json.dumps(options), "batch": args.batch, "images": count,
                      "first_call_s": round(first, 2), "second_call_s": round(second, 2),

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import append_rows, photos  # noqa: E402
+from benchmark import append_rows, device_name, photos  # noqa: E402
 
 MiB = 2 ** 20
 COLUMNS = ("date", "device", "model", "method", "batch", "chunk", "estimate_default_mib", "estimate_run_mib",
@@ -106,14 +106,12 @@ def main() -> None:
         print(json.dumps(measure_one(args.model, method, batch, settings)))
         return
 
-    import jax
-
     from jaxplain import runner
     from jaxplain.memory import default_chunk, has_chunk
     from jaxplain.zoo import load_model
 
     model = load_model(args.model)
-    device = jax.devices()[0].device_kind
+    device = device_name()
     rows = []
     print("| method | batch | chunk | estimate at defaults (MiB) | estimate of the run (MiB) | measured (MiB) | resident before (MiB) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 from pathlib import Path
 
-import jax
 import numpy as np
 import torch
 
@@ -36,7 +34,7 @@ from jaxplain.explainers.lime import host_superpixels
 from jaxplain.models.torch_reference import TorchLite0, nchw
 from jaxplain.zoo import load_model
 
-from benchmark import append_rows, photos, timed  # experiments/benchmark.py, beside this script
+from benchmark import append_rows, device_name, photos, timed  # experiments/benchmark.py, beside this script
 
 COLUMNS = ("date", "device", "threads", "dtype", "method", "peer", "images", "batch", "jaxplain_maps_per_s",
            "peer_maps_per_s", "ratio", "jaxplain_teacher_images_per_s", "torch_teacher_images_per_s", "work")
@@ -132,7 +130,7 @@ def main() -> None:
     with torch.no_grad():
         xb = nchw(batch)
         torch_teacher = args.teacher_batch / timed(lambda: torch_model(xb), args.repeats)
-    device = f"{platform.processor() or platform.machine()} CPU" if jax.default_backend() == "cpu" else jax.devices()[0].device_kind
+    device = device_name()
     print(f"teacher forward, images/s: jaxplain {jax_teacher:.1f}, torch {torch_teacher:.1f} "
           f"({device}, torch threads {torch.get_num_threads()})")
     ours = {
