@@ -16,6 +16,7 @@ Each line of ``--out`` is one (image, variant): its trace and scores. Variants s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 from pathlib import Path
 
@@ -77,24 +78,30 @@ def study_image(model, image, label, variants: dict, key) -> list[dict]:
 
 
 def summarise(path: Path, baseline: str | None, every_candidate: bool = False) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Prints each variant's candidates: mean insertion - deletion (n) and the paired difference to ``baseline``,
+    ``VARIANT[:CANDIDATE]`` (the candidate defaults to the untrained network's map), with the images ahead."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     by = {}
     for row in rows:
         for candidate, score in row["scores"].items():
             by.setdefault((row["variant"], candidate), {})[row["id"]] = score["insertion"] - score["deletion"]
     names = sorted({v for v, _ in by})
-    baseline = baseline or names[0]
-    print(f"insertion - deletion, mean (n); paired difference to {baseline}'s untrained map")
+    base_variant, _, base_candidate = (baseline or names[0]).partition(":")
+    base_candidate = base_candidate or "untrained"
+    base = by.get((base_variant, base_candidate), {})
+    print(f"insertion - deletion: mean (n); paired difference to {base_variant}'s {base_candidate} ± standard error "
+          "(images ahead)")
     for name in names:
         candidates = sorted({c for v, c in by if v == name}, key=lambda c: (c[:4], len(c), c))
         for candidate in candidates if every_candidate else ("map", "untrained"):
             values = by.get((name, candidate), {})
-            base = by.get((baseline, "untrained"), {})
             common = sorted(set(values) & set(base))
             diff = np.array([values[i] - base[i] for i in common])
             se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
             print(f"{name:28s} {candidate:9s} {np.mean(list(values.values())):.4f} ({len(values)})  "
-                  f"{diff.mean():+.4f} ± {se:.4f}")
+                  f"{diff.mean():+.4f} ± {se:.4f} ({int((diff > 0).sum())} of {len(diff)})")
 
 
 def main() -> None:
@@ -106,7 +113,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--summarise", type=Path, help="print paired differences from an --out file")
-    parser.add_argument("--baseline", help="the variant whose untrained map the differences are against")
+    parser.add_argument("--baseline", help="VARIANT[:CANDIDATE] the differences are against (default: the first "
+                                           "variant's untrained map)")
     parser.add_argument("--every-candidate", action="store_true",
                         help="with --summarise: each epoch's mask (epochN) and the average of epochs up to N (uptoN)")
     args = parser.parse_args()

@@ -19,9 +19,9 @@ SIZE = 16
 # to 32 px so that the mask network's receptive field (5 px) is small against the 8-px region
 SMALL = dict(num_samples=320, chunk=80, resolution=32, pool=4, border=2, hidden=32, mask_features=8,
              mask_kernel=3, learning_rate=1e-2, segmentation="grid", patch=4)
-# the surrogate objective (docs/methods/dax.md), with Adam at its usual step size
+# the surrogate objective (docs/methods/dax.md), with Adam at its usual step size, the masks of epochs 1-5 averaged
 SURROGATE = dict(complement="surrogate", masked_fill="segment_mean", optimiser="adam", learning_rate=1e-3,
-                 average_from=1)
+                 averaged_epochs=6, average_from=1)
 
 
 def test_grid_segments_and_their_means_by_hand():

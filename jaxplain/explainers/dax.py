@@ -18,8 +18,8 @@ explained for class ``c``:
 3. **Map** (:func:`dax_map`). The mask of the intact input is recorded at the start of each of the first
    ``averaged_epochs`` epochs (the first before any step, as in the reference), max-pooled by ``pool``, bilinearly
    upsampled, min-max normalised, with its ``border`` outermost pixels zeroed; the map is the min-max normalised
-   mean of the masks from ``average_from`` on (the reference's 0 includes the untrained network's), resized to the
-   input.
+   mean of the masks from ``average_from`` on (the reference's 0 includes the untrained network's; the default
+   takes the last mask alone, after ten epochs), resized to the input.
 
 The whole per-image training is one compiled program (``lax.scan`` over epochs and batches). Teacher queries run
 image after image in chunks of ``chunk`` (peak memory: ``chunk`` teacher inputs); the training runs
@@ -264,10 +264,10 @@ class DaxSettings(Settings):
     optimiser: str = setting("adam", "sgd (Nesterov momentum 0.9, the reference) or adam", choices=("sgd", "adam"))
     holdout: float = setting(0.0, "share of the samples (the last ones) kept out of training", at_least=0.0,
                              below=1.0)
-    averaged_epochs: int = setting(6, "masks recorded: before training and after each of the first epochs",
-                                   count=True)
-    average_from: int = setting(1, "the first recorded mask the map averages (0: the untrained network's, as the "
-                                   "reference)", at_least=0)
+    averaged_epochs: int = setting(11, "masks recorded: before training and after each epoch (so one more than the "
+                                       "epochs trained)", count=True)
+    average_from: int = setting(10, "the first recorded mask the map averages (0: the untrained network's, as the "
+                                    "reference; the last alone: the trained network's answer)", at_least=0)
     border: int | None = setting(None, "outermost pixels of each mask set to zero (None: 7 px at 128 px, scaled)",
                                  at_least=0)
     complement: str = setting("surrogate", "how the complement term trains: joint (the reference), mask only, "
@@ -450,7 +450,8 @@ def build(settings: DaxSettings) -> Explainer:
 
 
 REFERENCE = DaxSettings(num_samples=3000, segmentation="quickshift", resolution=None, init="torch", optimiser="sgd",
-                        holdout=0.1, average_from=0, complement="joint", masked_fill="zero", colour_augmentation=True)
+                        holdout=0.1, averaged_epochs=6, average_from=0, complement="joint", masked_fill="zero",
+                        colour_augmentation=True)
 _REFERENCE_SOURCE = ("the authors' code, iiscleap/DAX lime/lime_image.py and lime/student_ntw_learn.py: quickshift "
                      "(4, 200, 0.2), 3000 perturbations with each segment's mean grey, train_test_split(test_size=0.1, "
                      "shuffle=False), batches of 16 in order (the last of 12), SGD 1e-3 Nesterov 0.9, PyTorch's "
