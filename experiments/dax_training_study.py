@@ -57,10 +57,9 @@ def study_image(model, image, label, variants: dict, key) -> list[dict]:
         train = jax.jit(lambda x, seg, sw, t, k: train_networks(s, x, seg, sw, t, k, trace=True))
         _, masks, history = train(jnp.asarray(image), segments, switches, targets, jax.random.fold_in(key, 1))
         masks = np.asarray(masks)
-        averaged = np.asarray(minmax(jnp.asarray(masks[s.average_from:].mean(0))))
+        averaged = np.asarray(minmax(jnp.asarray(masks[s.first_averaged:].mean(0))))
         candidates = {"map": averaged, "untrained": masks[0], **{f"epoch{e}": masks[e] for e in range(1, len(masks))},
-                      **{f"upto{e}": np.asarray(minmax(jnp.asarray(masks[s.average_from:e + 1].mean(0))))
-                         for e in range(s.average_from + 1, len(masks))}}
+                      **{f"upto{e}": np.asarray(minmax(jnp.asarray(masks[1:e + 1].mean(0)))) for e in range(2, len(masks))}}
         maps = jnp.stack([jax.image.resize(jnp.asarray(m), image.shape[:2], "bilinear") for m in candidates.values()])
         scores = batch_deletion_insertion(model.apply_fn, model.params, jnp.broadcast_to(image, (len(maps), *image.shape)),
                                           maps, jnp.full((len(maps),), label), jnp.asarray(model.normalisation.zero_pixel),

@@ -68,6 +68,19 @@ def test_resolved_settings_name_what_the_input_dependent_defaults_stand_for():
         "segmentation": "slic", "resolution": 64, "border": 0}
 
 
+def test_the_map_averages_the_last_recorded_mask_unless_told_where_to_start():
+    from jaxplain.explainers import Context, configure
+
+    def first(preset=None, **settings):
+        return configure("dax", preset, **settings)[2].resolve(Context("m", (32, 32, 3), 10)).average_from
+
+    assert first() == 10  # ten epochs trained: the mask after the last alone
+    assert first(averaged_epochs=3) == 2  # the last follows the epochs recorded
+    assert first("reference") == 0 and first(average_from=1) == 1  # the reference averages every recorded mask
+    with pytest.raises(UsageError, match="average_from"):
+        configure("dax", None, averaged_epochs=3, average_from=3)
+
+
 def test_perturbations_and_their_locality_weights():
     switches = random_switches(jax.random.key(0), 5, 4)
     assert bool(switches[0].all())

@@ -266,8 +266,9 @@ class DaxSettings(Settings):
                              below=1.0)
     averaged_epochs: int = setting(11, "masks recorded: before training and after each epoch (so one more than the "
                                        "epochs trained)", count=True)
-    average_from: int = setting(10, "the first recorded mask the map averages (0: the untrained network's, as the "
-                                    "reference; the last alone: the trained network's answer)", at_least=0)
+    average_from: int | None = setting(None, "the first recorded mask the map averages (None: the last alone, the "
+                                             "trained network's answer; 0: the untrained network's too, as the "
+                                             "reference)", at_least=0)
     border: int | None = setting(None, "outermost pixels of each mask set to zero (None: 7 px at 128 px, scaled)",
                                  at_least=0)
     complement: str = setting("surrogate", "how the complement term trains: joint (the reference), mask only, "
@@ -287,11 +288,16 @@ class DaxSettings(Settings):
             raise ValueError(f"num_samples ({self.num_samples}) must be a multiple of chunk ({self.chunk})")
         if self.resolution is not None and self.resolution % self.pool:
             raise ValueError(f"resolution ({self.resolution}) must be a multiple of pool ({self.pool})")
-        if self.average_from >= self.averaged_epochs:
+        if self.first_averaged >= self.averaged_epochs:
             raise ValueError(f"average_from ({self.average_from}) leaves none of the {self.averaged_epochs} recorded "
                              "masks to average")
         if self.train_count < self.batch_size:
             raise ValueError(f"{self.train_count} training samples fill no batch of {self.batch_size}")
+
+    @property
+    def first_averaged(self) -> int:
+        """The first recorded mask the map averages (``average_from`` made concrete)."""
+        return self.averaged_epochs - 1 if self.average_from is None else self.average_from
 
     @property
     def train_count(self) -> int:
@@ -325,7 +331,7 @@ class DaxSettings(Settings):
     def resolve(self, context):
         side, edge = self.geometry(context.input_shape[:2])
         return self.replace(segmentation=segmentation_for(self.segmentation, *context.input_shape),
-                            resolution=side, border=edge)
+                            resolution=side, border=edge, average_from=self.first_averaged)
 
 
 def segments_of(settings: DaxSettings, inputs: jax.Array) -> jax.Array:
@@ -424,7 +430,7 @@ def train_networks(settings: DaxSettings, x, segments, switches, targets, key, *
 def dax_map(settings: DaxSettings, x, segments, switches, targets, key) -> jax.Array:
     """The map ``[H, W]`` of one input: the min-max normalised mean of its recorded masks, resized to the input."""
     _, masks = train_networks(settings, x, segments, switches, targets, key)
-    mean = minmax(masks[settings.average_from:].mean(0))
+    mean = minmax(masks[settings.first_averaged:].mean(0))
     return jax.image.resize(mean, x.shape[:2], method="bilinear")
 
 
