@@ -28,9 +28,8 @@ from jaxplain import runner
 from jaxplain.data import open_source
 from jaxplain.data.loader import load_items
 from jaxplain.explainers import ModelHandle, configure
-from jaxplain.explainers.dax import query_teacher, segmentation_for, train_networks
+from jaxplain.explainers.dax import averaged_masks, query_teacher, segmentation_for, train_networks
 from jaxplain.explainers.lime import host_superpixels
-from jaxplain.imageops import minmax
 from jaxplain.metrics.faithfulness import PROTOCOLS, batch_deletion_insertion
 from jaxplain.zoo import load_model
 
@@ -57,9 +56,9 @@ def study_image(model, image, label, variants: dict, key) -> list[dict]:
         train = jax.jit(lambda x, seg, sw, t, k: train_networks(s, x, seg, sw, t, k, trace=True))
         _, masks, history = train(jnp.asarray(image), segments, switches, targets, jax.random.fold_in(key, 1))
         masks = np.asarray(masks)
-        averaged = np.asarray(minmax(jnp.asarray(masks[s.first_averaged:].mean(0))))
+        averaged = np.asarray(averaged_masks(jnp.asarray(masks), s.first_averaged))
         candidates = {"map": averaged, "untrained": masks[0], **{f"epoch{e}": masks[e] for e in range(1, len(masks))},
-                      **{f"upto{e}": np.asarray(minmax(jnp.asarray(masks[1:e + 1].mean(0)))) for e in range(2, len(masks))}}
+                      **{f"upto{e}": np.asarray(averaged_masks(jnp.asarray(masks[:e + 1]), 1)) for e in range(2, len(masks))}}
         maps = jnp.stack([jax.image.resize(jnp.asarray(m), image.shape[:2], "bilinear") for m in candidates.values()])
         scores = batch_deletion_insertion(model.apply_fn, model.params, jnp.broadcast_to(image, (len(maps), *image.shape)),
                                           maps, jnp.full((len(maps),), label), jnp.asarray(model.normalisation.zero_pixel),

@@ -427,11 +427,15 @@ def train_networks(settings: DaxSettings, x, segments, switches, targets, key, *
     return ((params, batch_stats), masks, history) if trace else ((params, batch_stats), masks)
 
 
+def averaged_masks(masks: jax.Array, first: int) -> jax.Array:
+    """The min-max normalised mean of the recorded masks ``[E, r, r]`` from ``first`` on: ``[r, r]``."""
+    return minmax(masks[first:].mean(0))
+
+
 def dax_map(settings: DaxSettings, x, segments, switches, targets, key) -> jax.Array:
     """The map ``[H, W]`` of one input: the min-max normalised mean of its recorded masks, resized to the input."""
     _, masks = train_networks(settings, x, segments, switches, targets, key)
-    mean = minmax(masks[settings.first_averaged:].mean(0))
-    return jax.image.resize(mean, x.shape[:2], method="bilinear")
+    return jax.image.resize(averaged_masks(masks, settings.first_averaged), x.shape[:2], method="bilinear")
 
 
 def build(settings: DaxSettings) -> Explainer:
