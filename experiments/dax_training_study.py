@@ -75,12 +75,15 @@ def study_image(model, image, label, variants: dict, key) -> list[dict]:
     return rows
 
 
-def summarise(path: Path, baseline: str | None, every_candidate: bool = False) -> None:
+def summarise(paths: list[Path], baseline: str | None, every_candidate: bool = False) -> None:
     """Prints each variant's candidates: mean insertion - deletion (n) and the paired difference to ``baseline``,
-    ``VARIANT[:CANDIDATE]`` (the candidate defaults to the untrained network's map), with the images ahead."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    ``VARIANT[:CANDIDATE]`` (the candidate defaults to the untrained network's map), with the images ahead. The
+    records of several runs (on the same images and seed) pair with each other."""
+    rows = []
+    for path in paths:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as f:
+            rows += [json.loads(line) for line in f if line.strip()]
     by = {}
     for row in rows:
         for candidate, score in row["scores"].items():
@@ -110,7 +113,7 @@ def main() -> None:
     parser.add_argument("--variants", default='{"default": {}}', help="JSON: name -> settings (and 'preset')")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--summarise", type=Path, help="print paired differences from an --out file")
+    parser.add_argument("--summarise", type=Path, nargs="+", help="print paired differences from --out files")
     parser.add_argument("--baseline", help="VARIANT[:CANDIDATE] the differences are against (default: the first "
                                            "variant's untrained map)")
     parser.add_argument("--every-candidate", action="store_true",
