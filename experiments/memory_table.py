@@ -107,7 +107,8 @@ def main() -> None:
         return
 
     from jaxplain import runner
-    from jaxplain.memory import default_chunk, has_chunk
+    from jaxplain.explainers import configure
+    from jaxplain.memory import has_chunk
     from jaxplain.zoo import load_model
 
     model = load_model(args.model)
@@ -120,7 +121,7 @@ def main() -> None:
         for chunk in chunks:
             for batch in map(int, args.batches.split(",")):
                 defaults = {} if chunk is None else {"chunk": chunk}
-                run = short_settings(method, chunk if chunk is not None else default_chunk(method))
+                run = short_settings(method, chunk if chunk is not None else getattr(configure(method)[2], "chunk", None))
                 estimate_default = runner.peak_memory(model, method, batch_size=batch, **defaults)
                 estimate_run = runner.peak_memory(model, method, batch_size=batch, **run)
                 done = subprocess.run([sys.executable, __file__, "--model", args.model,

@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_model("efficientnet_lite0")
-    source, _ = open_source(str(Path(os.environ["JAXPLAIN_DATA"]) / "imagenet-dev"), num_classes=1000)
+    source, _ = open_source(str(Path(os.environ.get("JAXPLAIN_DATA", "../shared/data")) / "imagenet-dev"), num_classes=1000)
     images = load_items(source, range(args.images), model.preprocessing).images
     rows = measure(model, images, TorchLite0().eval(), repeats=args.repeats,
                    wanted=args.metrics.split(",") if args.metrics else None)

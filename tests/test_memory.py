@@ -35,3 +35,24 @@ def test_the_refined_surrogate_fits_a_16_gb_device_at_the_default_batch(teacher)
     forty = runner.peak_memory(teacher, "surrogate", batch_size=16, refine_steps=40)
     assert ten < 4 * GiB, f"{ten / GiB:.2f} GiB at batch 16"
     assert forty < 1.05 * ten
+
+
+def test_the_memory_table_script_measures_every_row_it_estimates(tmp_path):
+    """experiments/memory_table.py end to end on the small CIFAR-10 teacher: one row per method and batch, each with
+    an estimate and a measured peak, so the script cannot rot between its runs."""
+    import csv
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "memory.csv"
+    result = subprocess.run([sys.executable, str(repo / "experiments" / "memory_table.py"), "--model",
+                             "cifar10_resnet_small", "--methods", "gradcam,rise", "--batches", "1", "--chunks",
+                             "default", "--out", str(out)], capture_output=True, text=True, cwd=repo, timeout=600,
+                            env=os.environ | {"JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader(open(out)))
+    assert [(r["method"], r["batch"], r["chunk"]) for r in rows] == [("gradcam", "1", ""), ("rise", "1", "100")]
+    assert all(int(r["estimate_run_mib"]) > 0 and int(r["measured_peak_mib"]) > 0 for r in rows)
