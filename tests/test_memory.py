@@ -4,10 +4,17 @@ XLA's memory analysis of the compiled program gives the working memory without r
 per method on the CPU), on the real ImageNet teacher at the CLI's default batch sizes.
 """
 
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from jaxplain import runner
 
+REPO = Path(__file__).resolve().parents[1]
 GiB = 2 ** 30
 STREAMING = ("relabel", "rise", "lime", "occlusion", "scorecam")
 
@@ -40,17 +47,10 @@ def test_the_refined_surrogate_fits_a_16_gb_device_at_the_default_batch(teacher)
 def test_the_memory_table_script_measures_every_row_it_estimates(tmp_path):
     """experiments/memory_table.py end to end on the small CIFAR-10 teacher: one row per method and batch, each with
     an estimate and a measured peak, so the script cannot rot between its runs."""
-    import csv
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "memory.csv"
-    result = subprocess.run([sys.executable, str(repo / "experiments" / "memory_table.py"), "--model",
+    result = subprocess.run([sys.executable, str(REPO / "experiments" / "memory_table.py"), "--model",
                              "cifar10_resnet_small", "--methods", "gradcam,rise", "--batches", "1", "--chunks",
-                             "default", "--out", str(out)], capture_output=True, text=True, cwd=repo, timeout=600,
+                             "default", "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=600,
                             env=os.environ | {"JAX_PLATFORMS": "cpu"})
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(open(out)))
